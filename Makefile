@@ -1,0 +1,40 @@
+# The README's commands. Each one runs the idempotent set-up first (a no-op once done).
+SHELL := /bin/bash
+export TZ := UTC
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export LAKELOOP_DATA_ROOT ?= $(CURDIR)/.lakeloop
+export DAGSTER_HOME ?= $(LAKELOOP_DATA_ROOT)/dagster
+PY := .venv/bin/python
+
+.PHONY: setup demo test dev bench lint stop clean
+
+setup:
+	@infra/local/setup.sh
+
+demo: setup
+	@$(PY) -m lakeloop.demo
+
+test: setup
+	@$(PY) -m pytest
+
+dev: setup
+	@mkdir -p $(DAGSTER_HOME) && cp -n infra/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	@.venv/bin/lakeloop serve
+	@echo "MLflow UI: http://127.0.0.1:5000   Dagster UI: http://127.0.0.1:3000"
+	@.venv/bin/mlflow ui --backend-store-uri sqlite:///$(LAKELOOP_DATA_ROOT)/mlflow/mlflow.db \
+		--host 127.0.0.1 --port 5000 >$(LAKELOOP_DATA_ROOT)/mlflow-ui.log 2>&1 & \
+	mlflow_pid=$$!; trap "kill $$mlflow_pid 2>/dev/null" EXIT; \
+	.venv/bin/dagster dev -h 127.0.0.1 -p 3000
+
+bench: setup
+	@$(PY) bench/run.py
+
+lint: setup
+	@.venv/bin/ruff check .
+
+stop:
+	@.venv/bin/lakeloop serve --stop
+
+clean: stop
+	rm -rf $(LAKELOOP_DATA_ROOT)

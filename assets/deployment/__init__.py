@@ -1,0 +1,1 @@
+"""Deployment layer assets."""

@@ -1,0 +1,118 @@
+"""Traffic replay: each day's applications sent to the live endpoint, as the front end would.
+
+With a real deployment the application front end calls the endpoint and this asset is not
+needed; locally it turns the landed history into production traffic, so the inference log,
+the monitoring reports and the retraining loop run on real requests. Each request carries
+its event's own time, so a replayed day lands in its own partition of the log.
+"""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import requests
+
+from lakeloop import keys
+from lakeloop.deployment import ensure_champion
+from lakeloop.lakehouse import LakehouseResource, read_window
+from lakeloop.partitions import daily_partitions, window_of
+from lakeloop.serving import ServingResource
+from lakeloop.spark import SparkResource
+from lakeloop.tracking import MlflowResource
+from lakeloop.usecase import UseCase
+
+REPLAY_CONCURRENCY = 4
+
+
+def replay_requests(frame, features: list[str], use_case: UseCase) -> list[dict]:
+    events = use_case.events
+    out = []
+    for row in frame.itertuples(index=False):
+        record = row._asdict()
+        out.append({
+            "meta": {"puid": f"replay-{record[events.key]}",
+                     "tags": {"request_key": str(record[events.key]),
+                              "entity_key": str(record[use_case.entity.join_key]),
+                              "event_time": record[events.event_time].isoformat()}},
+            "data": {"names": features,
+                     "ndarray": [[float(record[f]) for f in features]]},
+        })
+    return out
+
+
+def logged_request_ids(log_dir: Path, days: list[str]) -> set[str]:
+    seen = set()
+    for ds in days:
+        for path in (log_dir / f"ds={ds}").glob("*.jsonl"):
+            with path.open(encoding="utf-8") as fh:
+                seen.update(json.loads(line)["request_id"] for line in fh if line.strip())
+    return seen
+
+
+def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
+    events_key = keys.key(use_case, keys.LAKEHOUSE, f"silver_{use_case.events_name}")
+    gold_key = keys.key(use_case, keys.LAKEHOUSE, use_case.gold_table)
+    deployment_key = keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment")
+    online_key = keys.key(use_case, keys.FEATURES, "online_features")
+
+    @dg.asset(
+        key=keys.key(use_case, keys.DEPLOYMENT, "traffic_replay"),
+        description="Each day's events replayed as requests to the live champion endpoint "
+        "(local stand-in for the application front end).",
+        deps=[events_key, gold_key, deployment_key, online_key],
+        partitions_def=daily_partitions(use_case),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        **keys.common(use_case, keys.DEPLOYMENT, "seldon"),
+    )
+    def traffic_replay(context: dg.AssetExecutionContext, spark: SparkResource,
+                       lakehouse: LakehouseResource, serving: ServingResource,
+                       mlflow: MlflowResource) -> dg.MaterializeResult:
+        start, end = window_of(context)
+        endpoint, config = ensure_champion(use_case, serving, mlflow, lakehouse)
+        features = config["features"]
+        session = spark.session()
+        src = use_case.events
+        events = read_window(session, lakehouse.path(events_key), start, end).select(
+            src.key, use_case.entity.join_key, src.event_time, *use_case.features.request)
+        gold = read_window(session, lakehouse.path(gold_key), start, end).select(
+            src.key, *use_case.entity_features)
+        frame = events.join(gold, on=src.key, how="inner").orderBy(src.event_time).toPandas()
+        bodies = replay_requests(frame, features, use_case)
+
+        http = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=REPLAY_CONCURRENCY)
+        http.mount("http://", adapter)
+
+        def send(body):
+            t0 = time.perf_counter()
+            response = http.post(endpoint.predictions_url, json=body, timeout=10)
+            return response.status_code, (time.perf_counter() - t0) * 1000
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(REPLAY_CONCURRENCY) as pool:
+            results = list(pool.map(send, bodies))
+        seconds = time.perf_counter() - started
+        errors = sum(1 for status, _ in results if status != 200)
+        latencies = np.array([ms for _, ms in results]) if results else np.array([0.0])
+
+        log_dir = lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))
+        wanted = {b["meta"]["puid"] for b in bodies}
+        deadline = time.monotonic() + 30
+        while wanted - logged_request_ids(log_dir, context.partition_keys):
+            if time.monotonic() > deadline:
+                raise dg.Failure("the endpoint did not log every replayed request within 30s")
+            time.sleep(0.25)
+        return dg.MaterializeResult(metadata={
+            "requests": dg.MetadataValue.int(len(bodies)),
+            "errors": dg.MetadataValue.int(errors),
+            "requests_per_s": dg.MetadataValue.float(round(len(bodies) / max(seconds, 1e-9), 1)),
+            "latency_p50_ms": dg.MetadataValue.float(round(float(np.percentile(latencies, 50)), 2)),
+            "latency_p99_ms": dg.MetadataValue.float(round(float(np.percentile(latencies, 99)), 2)),
+            "endpoint": dg.MetadataValue.url(endpoint.predictions_url),
+            "model_version": dg.MetadataValue.int(int(endpoint.model_version)),
+        })
+
+    return [traffic_replay]

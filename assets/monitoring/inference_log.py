@@ -1,0 +1,102 @@
+"""The inference log: every request the endpoints answered, one Delta partition per day."""
+
+import dagster as dg
+
+from lakeloop import keys
+from lakeloop.lakehouse import LakehouseResource, replace_window
+from lakeloop.partitions import daily_partitions, window_of
+from lakeloop.spark import SparkResource
+from lakeloop.usecase import UseCase
+
+
+def log_schema():
+    from pyspark.sql.types import (
+        DoubleType,
+        IntegerType,
+        MapType,
+        StringType,
+        StructField,
+        StructType,
+    )
+
+    return StructType([
+        StructField("request_id", StringType()),
+        StructField("row", IntegerType()),
+        StructField("request_key", StringType()),
+        StructField("entity_key", StringType()),
+        StructField("event_time", StringType()),
+        StructField("ds", StringType()),
+        StructField("logged_at", StringType()),
+        StructField("model_name", StringType()),
+        StructField("model_version", StringType()),
+        StructField("features", MapType(StringType(), DoubleType())),
+        StructField("probability", DoubleType()),
+        StructField("prediction", IntegerType()),
+        StructField("status", IntegerType()),
+        StructField("error", StringType()),
+        StructField("latency_ms", DoubleType()),
+    ])
+
+
+def _inference_log(spark, files: list[str], use_case: UseCase):
+    """Flatten request-log records; a request logged twice (a replay rerun) counts once."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    raw = (spark.read.schema(log_schema()).json(files) if files
+           else spark.createDataFrame([], log_schema()))
+    latest = Window.partitionBy("request_id", "row").orderBy(F.col("logged_at").desc())
+    return (raw.withColumn("_n", F.row_number().over(latest)).where("_n = 1").select(
+        "request_id", "row", "request_key", "entity_key",
+        F.to_timestamp("event_time").alias("event_time"),
+        F.to_timestamp("logged_at").alias("logged_at"),
+        "model_name", "model_version",
+        *[F.col("features").getItem(f).alias(f) for f in use_case.feature_names],
+        "probability", "prediction", "status", "error", "latency_ms",
+        F.to_date("ds").alias("ds"),
+    ))
+
+
+def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
+    replay_key = keys.key(use_case, keys.DEPLOYMENT, "traffic_replay")
+    requests_key = keys.key(use_case, keys.MONITORING, "requests")
+
+    @dg.asset(
+        key=keys.key(use_case, keys.MONITORING, "inference_log"),
+        description="Every request and answer of the endpoints (features, probability, model "
+        "version, status, latency), ingested from their buffered logs into Delta.",
+        deps=[replay_key],
+        partitions_def=daily_partitions(use_case),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        **keys.common(use_case, keys.MONITORING, "spark", "delta"),
+    )
+    def inference_log(context: dg.AssetExecutionContext, spark: SparkResource,
+                      lakehouse: LakehouseResource) -> dg.MaterializeResult:
+        from pyspark.sql import functions as F
+
+        start, end = window_of(context)
+        log_dir = lakehouse.path(requests_key)
+        files = sorted(str(p) for ds in context.partition_keys
+                       for p in (log_dir / f"ds={ds}").glob("*.jsonl"))
+        df = _inference_log(spark.session(), files, use_case).cache()
+        stats = df.agg(F.count("*").alias("rows"),
+                       F.sum(F.when(F.col("status") != 200, 1).otherwise(0)).alias("errors"),
+                       F.expr("percentile_approx(latency_ms, 0.5)").alias("p50"),
+                       F.expr("percentile_approx(latency_ms, 0.99)").alias("p99")).first()
+        path = lakehouse.path(context.asset_key)
+        commit = replace_window(df, path, start, end, run_id=context.run.run_id)
+        df.unpersist()
+        rows = int(stats["rows"] or 0)
+        return dg.MaterializeResult(metadata={
+            "rows": dg.MetadataValue.int(rows),
+            "errors": dg.MetadataValue.int(int(stats["errors"] or 0)),
+            "error_rate": dg.MetadataValue.float(
+                round((stats["errors"] or 0) / rows, 6) if rows else 0.0),
+            "latency_p50_ms": dg.MetadataValue.float(float(stats["p50"] or 0.0)),
+            "latency_p99_ms": dg.MetadataValue.float(float(stats["p99"] or 0.0)),
+            "log_files": dg.MetadataValue.int(len(files)),
+            "delta_version": dg.MetadataValue.int(commit.version),
+            "path": dg.MetadataValue.path(str(path)),
+        })
+
+    return [inference_log]

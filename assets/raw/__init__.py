@@ -1,0 +1,1 @@
+"""Raw layer assets."""

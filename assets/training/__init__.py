@@ -1,0 +1,1 @@
+"""Training layer assets."""

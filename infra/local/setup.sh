@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One idempotent set-up for every README command: Python environments from their locks,
+# Spark's extra jars, and the Debian services the tests start. A second run changes nothing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+UV_VERSION=0.13.9
+PYTHON=${LAKELOOP_PYTHON:-python3.11}
+export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+stamps=.cache/stamps
+mkdir -p "$stamps"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf '\nset-up failed: %s\n' "$*" >&2; exit 1; }
+stamp_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+# --- Java 17+ (Spark 4 needs it) --------------------------------------------------------
+command -v java >/dev/null 2>&1 || die "Java 17 or newer is required by Spark 4, and 'java' is
+  not on PATH. Install a JDK (Debian: sudo apt-get install openjdk-17-jdk-headless) or put
+  \$JAVA_HOME/bin on PATH, then run this again."
+java_version=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
+[ "${java_version%%.*}" -ge 17 ] 2>/dev/null || die "Java $java_version found, but Spark 4
+  needs Java 17 or newer. Install a JDK 17+ and put it first on PATH (or set JAVA_HOME)."
+
+# --- Python 3.11 and uv -----------------------------------------------------------------
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON is required (set LAKELOOP_PYTHON to another
+  Python 3.11 interpreter if it lives elsewhere)."
+if ! .tools/bin/uv --version 2>/dev/null | grep -qx "uv $UV_VERSION.*"; then
+  say "installing uv $UV_VERSION into .tools/"
+  "$PYTHON" -m venv .tools
+  .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+UV=.tools/bin/uv
+
+# --- the orchestrator's environment, from uv.lock ----------------------------------------
+lock_stamp="$stamps/venv.$(stamp_of uv.lock pyproject.toml)"
+if [ ! -f "$lock_stamp" ] || [ ! -x .venv/bin/python ]; then
+  say "syncing .venv from uv.lock"
+  "$UV" sync --frozen --python "$PYTHON" --quiet
+  rm -f "$stamps"/venv.* && touch "$lock_stamp"
+fi
+
+# --- the serving environment (seldon-core pins numpy<2, protobuf<4: its own venv) --------
+serving_lock=infra/serving/requirements.lock
+serving_stamp="$stamps/serving.$(stamp_of "$serving_lock")"
+if [ ! -f "$serving_stamp" ] || [ ! -x .venv-serving/bin/python ]; then
+  say "building .venv-serving from $serving_lock"
+  "$UV" venv --quiet --allow-existing --python "$PYTHON" .venv-serving
+  "$UV" pip sync --quiet --python .venv-serving/bin/python --require-hashes "$serving_lock"
+  rm -f "$stamps"/serving.* && touch "$serving_stamp"
+fi
+
+# --- Spark's extra jars (Delta Lake), fetched once through Ivy, verified by sha256 -------
+ivy_jar=$(ls .venv/lib/python3.11/site-packages/pyspark/jars/ivy-*.jar 2>/dev/null | head -n1)
+mkdir -p .cache/jars
+grep -v '^#' infra/local/jars.txt | while read -r group artifact version sha; do
+  [ -n "$group" ] || continue
+  jar=".cache/jars/$artifact-$version.jar"
+  if [ -f "$jar" ] && echo "$sha  $jar" | sha256sum --quiet -c - 2>/dev/null; then continue; fi
+  say "fetching $group:$artifact:$version"
+  [ -n "$ivy_jar" ] || die "pyspark's Ivy jar is missing from .venv; delete .venv and rerun."
+  java -jar "$ivy_jar" -cache .cache/ivy -dependency "$group" "$artifact" "$version" \
+    -confs master -notransitive -retrieve ".cache/jars/[artifact]-[revision](-[classifier]).[ext]" \
+    >.cache/ivy.log 2>&1 || die "could not fetch $group:$artifact:$version from Maven Central
+  (see .cache/ivy.log). This is the only step that needs the network."
+  echo "$sha  $jar" | sha256sum --quiet -c - || die "$jar does not match its pinned sha256"
+done
+
+# --- Debian services the tests start (only when missing; needs root or sudo) ------------
+missing=()
+for pkg in $(grep -v '^#' infra/local/debian-packages.txt); do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq >/dev/null || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+fi
+
+say "set-up complete"

@@ -1,0 +1,1 @@
+"""Asset-job selections, schedules and backfill helpers."""

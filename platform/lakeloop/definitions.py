@@ -1,0 +1,54 @@
+"""The composition root: every use case's subgraph, jobs, schedules and sensors."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+
+from lakeloop.resources import build_resources
+from lakeloop.settings import Settings
+from lakeloop.usecase import UseCase, load_use_cases
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
+def use_case_assets(use_case: UseCase) -> list:
+    from assets.deployment import seldon, traffic
+    from assets.features import feast_store
+    from assets.lakehouse import bronze, gold, silver
+    from assets.monitoring import drift, inference_log
+    from assets.raw import snapshots
+    from assets.training import model, training_set
+
+    modules = (snapshots, bronze, silver, gold, feast_store, training_set, model, seldon,
+               traffic, inference_log, drift)
+    return [a for module in modules for a in module.build(use_case)]
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    from jobs import use_case_jobs
+    from sensors import drift as drift_sensor
+
+    assets, jobs, schedules, sensors = [], [], [], []
+    for use_case in load_use_cases(settings.use_case_dirs):
+        assets += use_case_assets(use_case)
+        uc_jobs, uc_schedules = use_case_jobs.build(use_case)
+        jobs += uc_jobs
+        schedules += uc_schedules
+        retrain = next(j for j in uc_jobs if j.name == use_case_jobs.retrain_job_name(use_case))
+        sensors.append(drift_sensor.build(use_case, retrain))
+    return dg.Definitions(
+        assets=assets,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources=build_resources(settings),
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Settings.from_env())

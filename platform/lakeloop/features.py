@@ -1,0 +1,160 @@
+"""The Feast side of a use case: objects generated from the use-case file, and the store.
+
+Every use case gets, without hand-written Feast code: its entity, a Spark source over its
+gold Delta table, a feature view with the use case's TTL and one feature service per feature
+set (``<use case>_v1``). Hand-written objects in ``feature_repo/`` are applied beside them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from lakeloop.usecase import UseCase
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+GENERATED_TAG = "lakeloop_generated"
+FEAST_DTYPES = {"int": "Int64", "double": "Float64", "boolean": "Bool", "string": "String"}
+
+warnings.filterwarnings("ignore", message=r"(?s).*The spark (data source|offline store)",
+                        category=RuntimeWarning)
+
+
+def feature_dtype(use_case: UseCase, feature: str) -> str:
+    column = use_case.events.columns.get(feature)
+    return FEAST_DTYPES[column.type] if column is not None else "Float64"
+
+
+def source_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_{use_case.entity.name}_source"
+
+
+def feature_view_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_{use_case.entity.name}_fv"
+
+
+def feature_service_name(use_case: UseCase, version: int = 1) -> str:
+    return f"{use_case.name}_v{version}"
+
+
+def feature_refs(use_case: UseCase) -> list[str]:
+    return [f"{feature_view_name(use_case)}:{f}" for f in use_case.entity_features]
+
+
+def use_case_objects(use_case: UseCase, gold_path: str) -> list[Any]:
+    """Entity, source, feature view and feature service for one use case."""
+    from feast import Entity, FeatureService, FeatureView, Field, ValueType
+    from feast import types as feast_types
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+    from feast.table_format import DeltaFormat
+
+    tags = {GENERATED_TAG: "true", "use_case": use_case.name}
+    entity = Entity(name=use_case.entity.name, join_keys=[use_case.entity.join_key],
+                    value_type=ValueType.STRING, description=use_case.entity.description,
+                    tags=tags)
+    source = SparkSource(
+        name=source_name(use_case),
+        path=gold_path,
+        table_format=DeltaFormat(),
+        timestamp_field="event_timestamp",
+        created_timestamp_column="created_timestamp",
+        date_partition_column="ds",
+        description=f"Gold {use_case.entity.name} features of {use_case.name} (Delta).",
+        tags=tags,
+    )
+    view = FeatureView(
+        name=feature_view_name(use_case),
+        entities=[entity],
+        ttl=dt.timedelta(days=use_case.features.entity.ttl_days),
+        schema=[Field(name=f, dtype=getattr(feast_types, feature_dtype(use_case, f)))
+                for f in use_case.entity_features],
+        source=source,
+        online=True,
+        description=f"{use_case.entity.name} features for {use_case.title}",
+        owner=use_case.owner,
+        tags=tags,
+    )
+    service = FeatureService(name=feature_service_name(use_case), features=[view],
+                             description=f"The features model version 1 of {use_case.name} "
+                             "reads.", tags=tags)
+    return [entity, source, view, service]
+
+
+def hand_written_objects(repo_path: Path, use_case: UseCase) -> list[Any]:
+    """Objects defined by hand in the Feast repository for this use case (tag use_case)."""
+    from feast.repo_operations import parse_repo
+
+    repo = parse_repo(repo_path)
+    objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
+               *repo.on_demand_feature_views, *repo.feature_services]
+    return [o for o in objects
+            if o.tags.get(GENERATED_TAG) != "true" and o.tags.get("use_case") == use_case.name]
+
+
+_STORES: dict[tuple, FeatureStore] = {}
+_STORE_LOCK = threading.Lock()
+
+
+class FeastResource(dg.ConfigurableResource):
+    """Feast: Spark offline store over the Delta gold tables, SQLite or Redis online."""
+
+    project: str = "lakeloop"
+    registry_path: str
+    online_store: str = "sqlite"
+    sqlite_path: str = ""
+    redis_connection_string: str = ""
+    repo_path: str = ""
+    feature_server_url: str = "http://127.0.0.1:6566"
+
+    def repo_config(self):
+        from feast import RepoConfig
+        from feast.repo_config import RegistryConfig
+
+        if self.online_store == "sqlite":
+            online = {"type": "sqlite", "path": self.sqlite_path}
+            Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+        elif self.online_store == "redis":
+            online = {"type": "redis", "connection_string": self.redis_connection_string}
+        else:
+            raise ValueError(f"online_store must be sqlite or redis, not {self.online_store!r}")
+        if "://" not in self.registry_path:
+            Path(self.registry_path).parent.mkdir(parents=True, exist_ok=True)
+        return RepoConfig(
+            project=self.project,
+            provider="local",
+            registry=RegistryConfig(registry_type="file", path=self.registry_path,
+                                    cache_ttl_seconds=5),
+            offline_store={"type": "spark"},
+            online_store=online,
+            entity_key_serialization_version=3,
+            repo_path=Path(self.repo_path) if self.repo_path else None,
+        )
+
+    def store(self) -> FeatureStore:
+        from feast import FeatureStore
+
+        key = (self.project, self.registry_path, self.online_store, self.sqlite_path,
+               self.redis_connection_string)
+        with _STORE_LOCK:
+            if key not in _STORES:
+                _STORES[key] = FeatureStore(config=self.repo_config())
+            return _STORES[key]
+
+
+@contextlib.contextmanager
+def spark_guard(spark):
+    """Feast flips ``spark.sql.parser.quotedRegexColumnNames`` on the shared session, which
+    breaks Delta's metadata-only aggregates afterwards; restore it when Feast is done."""
+    before = spark.conf.get("spark.sql.parser.quotedRegexColumnNames", "false")
+    try:
+        yield
+    finally:
+        spark.conf.set("spark.sql.parser.quotedRegexColumnNames", before)

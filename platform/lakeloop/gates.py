@@ -1,0 +1,61 @@
+"""Model gates as pure functions: each returns a verdict with the numbers that explain it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lakeloop.training import GroupFairness
+from lakeloop.usecase import Gates
+
+PERFORMANCE_GATE = "performance_gate"
+FAIRNESS_GATE = "fairness_gate"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def performance(test_metrics: dict[str, float], threshold: float, gates: Gates) -> Verdict:
+    recall, auc = test_metrics["recall"], test_metrics["auc"]
+    problems = []
+    if not recall >= gates.recall_min:
+        problems.append(f"recall {recall:.3f} < {gates.recall_min}")
+    if not auc >= gates.auc_min:
+        problems.append(f"AUC {auc:.3f} < {gates.auc_min}")
+    summary = (f"held-out recall {recall:.3f} (target {gates.recall_min}), AUC {auc:.3f} "
+               f"(floor {gates.auc_min}) at threshold {threshold:.4f}")
+    return Verdict(
+        PERFORMANCE_GATE, not problems,
+        ("failed: " + "; ".join(problems) + f". {summary}") if problems else summary,
+        {"recall": float(recall), "recall_min": gates.recall_min, "auc": float(auc),
+         "auc_min": gates.auc_min, "threshold": float(threshold),
+         "test_rows": int(test_metrics["rows"])},
+    )
+
+
+def fairness(reports: list[GroupFairness], gates: Gates) -> Verdict:
+    problems = []
+    for rep in reports:
+        if rep.approval_ratio < gates.fairness_ratio_min:
+            problems.append(f"{rep.attribute}: approval-rate ratio {rep.approval_ratio:.3f} < "
+                            f"{gates.fairness_ratio_min}")
+        if rep.tpr_gap > gates.tpr_gap_max:
+            problems.append(f"{rep.attribute}: TPR gap {rep.tpr_gap:.3f} > {gates.tpr_gap_max}")
+    if not reports:
+        summary = "no protected attributes declared"
+    else:
+        worst = min(reports, key=lambda r: r.approval_ratio)
+        summary = (f"lowest approval-rate ratio {worst.approval_ratio:.3f} ({worst.attribute}; "
+                   f"minimum {gates.fairness_ratio_min}), largest TPR gap "
+                   f"{max(r.tpr_gap for r in reports):.3f} (maximum {gates.tpr_gap_max})")
+    metadata: dict[str, Any] = {}
+    for rep in reports:
+        metadata[f"{rep.attribute}_approval_ratio"] = round(float(rep.approval_ratio), 4)
+        metadata[f"{rep.attribute}_tpr_gap"] = round(float(rep.tpr_gap), 4)
+    return Verdict(FAIRNESS_GATE, not problems,
+                   ("failed: " + "; ".join(problems)) if problems else summary, metadata)

@@ -1,0 +1,189 @@
+"""Raw snapshots: immutable, content-addressed copies of the files a source system drops.
+
+A snapshot for day D of source S lands at ``landing/<use case>/<S>/D.<csv|parquet>``. Loading
+it copies the bytes to ``<use case>/raw/<S>/ds=D/<sha256>.<ext>`` (never overwritten) and
+points ``ds=D/_current.json`` at it; the same bytes delivered again are recognised by their
+hash and not loaded twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CURRENT = "_current.json"
+
+
+class SnapshotError(Exception):
+    """A snapshot is missing or cannot be read; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    ds: str
+    sha256: str
+    path: str
+    source_file: str
+    size_bytes: int
+    rows: int
+    loaded_at: str
+    extra_columns: tuple[str, ...] = ()
+    duplicate_of_current: bool = False
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def landing_file(landing_dir: Path, ds: str, fmt: str) -> Path:
+    dt.date.fromisoformat(ds)  # partition keys are dates: never a path from user input
+    return landing_dir / f"{ds}.{fmt}"
+
+
+def count_rows(path: Path, fmt: str) -> int:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    with path.open("rb") as fh:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        fh.seek(-1, os.SEEK_END)
+        last_is_newline = fh.read(1) == b"\n"
+    return max(lines - (1 if last_is_newline else 0), 0)  # minus the header line
+
+
+def check_readable(path: Path, fmt: str, columns: dict[str, str]) -> list[str]:
+    """Whole-file problems (format, encoding, missing contract columns); returns extra columns.
+
+    ``columns`` maps each contract column to its type. Raises SnapshotError for a file that
+    cannot be loaded as a whole, so no table is touched.
+    """
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.ParquetFile(path).schema_arrow
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise SnapshotError(f"{path.name} is not a readable Parquet file ({exc})") from None
+        header = list(schema.names)
+        retyped = _retyped_parquet_columns(schema, columns)
+        if retyped:
+            raise SnapshotError(f"{path.name}: contract columns changed type: {', '.join(retyped)}")
+    else:
+        try:
+            with path.open(encoding="utf-8", newline="") as fh:
+                first = fh.readline()
+                for _ in iter(lambda: fh.read(1 << 20), ""):
+                    pass
+        except UnicodeDecodeError as exc:
+            raise SnapshotError(
+                f"{path.name} is not UTF-8 text (byte {exc.start}: {exc.reason}); re-export "
+                "it as UTF-8"
+            ) from None
+        header = header_of(path, fmt)
+        if not first.strip():
+            raise SnapshotError(f"{path.name} has no header line")
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise SnapshotError(
+            f"{path.name} lacks contract column(s) {', '.join(missing)}; a removed column "
+            "needs a change to the use-case file first"
+        )
+    return [h for h in header if h not in columns]
+
+
+_ARROW_FAMILY = {
+    "string": ("string", "large_string"),
+    "int": ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"),
+    "double": ("float", "double", "halffloat", "int8", "int16", "int32", "int64"),
+    "boolean": ("bool",),
+    "timestamp": ("timestamp", "date32", "string", "large_string"),
+    "date": ("date32", "timestamp", "string", "large_string"),
+}
+
+
+def _retyped_parquet_columns(schema, columns: dict[str, str]) -> list[str]:
+    retyped = []
+    for name, type_ in columns.items():
+        if name not in schema.names:
+            continue
+        arrow = str(schema.field(name).type)
+        if arrow == "null":
+            continue
+        if not any(arrow.startswith(f) for f in _ARROW_FAMILY[type_]):
+            retyped.append(f"{name} is {arrow}, the contract says {type_}")
+    return retyped
+
+
+def header_of(path: Path | str, fmt: str) -> list[str]:
+    """Column names of a snapshot file, from the CSV header line or the Parquet schema."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    with open(path, encoding="utf-8", newline="") as fh:
+        first = next(csv.reader(fh), [])
+    return [h.strip() for h in first]
+
+
+def current(raw_dir: Path, ds: str) -> Snapshot | None:
+    pointer = raw_dir / f"ds={ds}" / CURRENT
+    if not pointer.exists():
+        return None
+    data = json.loads(pointer.read_text())
+    data["extra_columns"] = tuple(data.get("extra_columns", ()))
+    return Snapshot(**data)
+
+
+def inspect_snapshot(landing_dir: Path, ds: str, fmt: str, columns: dict[str, str]
+                     ) -> tuple[Path, list[str]]:
+    """The landed file for ``ds`` and its extra columns; SnapshotError if it cannot load."""
+    source = landing_file(landing_dir, ds, fmt)
+    if not source.exists():
+        raise SnapshotError(f"no {fmt} snapshot landed for {ds}: expected {source}")
+    if source.stat().st_size == 0:
+        raise SnapshotError(f"the snapshot for {ds} is an empty file (0 bytes): {source}")
+    return source, check_readable(source, fmt, columns)
+
+
+def load_snapshot(
+    landing_dir: Path, raw_dir: Path, ds: str, fmt: str, columns: dict[str, str]
+) -> Snapshot:
+    source, extra = inspect_snapshot(landing_dir, ds, fmt, columns)
+    size = source.stat().st_size
+    sha = _sha256(source)
+    previous = current(raw_dir, ds)
+    if previous is not None and previous.sha256 == sha:
+        return Snapshot(**{**asdict(previous), "duplicate_of_current": True})
+    day_dir = raw_dir / f"ds={ds}"
+    day_dir.mkdir(parents=True, exist_ok=True)
+    target = day_dir / f"{sha}.{fmt}"
+    if not target.exists():
+        tmp = day_dir / f".{sha}.{fmt}.tmp"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        target.chmod(0o444)
+    snapshot = Snapshot(
+        ds=ds,
+        sha256=sha,
+        path=str(target),
+        source_file=str(source),
+        size_bytes=size,
+        rows=count_rows(target, fmt),
+        loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        extra_columns=tuple(extra),
+    )
+    pointer_tmp = day_dir / f".{CURRENT}.tmp"
+    pointer_tmp.write_text(json.dumps(asdict(snapshot), indent=2))
+    os.replace(pointer_tmp, day_dir / CURRENT)
+    return snapshot

@@ -1,0 +1,86 @@
+"""MLflow as a Dagster resource: tracking, the model registry and links for the UI."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+# No telemetry from a laptop or a cluster: set before mlflow is imported.
+QUIET_ENV = {
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_LOGGING_LEVEL": "ERROR",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def quiet_mlflow() -> None:
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+@contextlib.contextmanager
+def muted_stderr():
+    """MLflow prints registry chatter straight to stderr; keep run logs readable."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """Tracking server and model registry (SQLite locally, PostgreSQL + S3 in production)."""
+
+    tracking_uri: str
+    artifact_root: str
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def setup(self):
+        quiet_mlflow()
+        import mlflow
+
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
+                                                                           exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return mlflow
+
+    def client(self) -> MlflowClient:
+        self.setup()
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment(self, name: str) -> str:
+        mlflow = self.setup()
+        existing = mlflow.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        location = self.artifact_root.rstrip("/") + f"/{name}"
+        if "://" not in location:
+            Path(location).mkdir(parents=True, exist_ok=True)
+        return mlflow.create_experiment(name, artifact_location=location)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def model_version_url(self, name: str, version: int | str) -> str:
+        return f"{self.ui_url}/#/models/{name}/versions/{version}"
+
+    def version_by_alias(self, name: str, alias: str):
+        """The model version behind an alias, or None when the alias is not set."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None

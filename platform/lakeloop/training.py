@@ -1,0 +1,217 @@
+"""Model building as pure functions: time splits, XGBoost, thresholds, metrics, fairness.
+
+Everything here takes and returns plain pandas/numpy objects so it is testable on tiny
+frames and identical whether called from an asset, a benchmark or a notebook.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+
+    def bounds(self, time_col: str) -> dict[str, str]:
+        out = {}
+        for name in ("train", "validation", "test"):
+            part = getattr(self, name)
+            if len(part):
+                out[name] = f"{part[time_col].min()} .. {part[time_col].max()}"
+        return out
+
+
+class TrainingDataError(ValueError):
+    """The training set cannot train a model; the message says why and what to do."""
+
+
+def time_split(df: pd.DataFrame, time_col: str, validation_fraction: float,
+               test_fraction: float) -> Split:
+    """Oldest rows train, the next validate (early stopping, threshold), the newest test.
+
+    Never random across time: the gates judge the model on a window it has never seen and
+    that comes after everything it learnt from.
+    """
+    ordered = df.sort_values(time_col, kind="stable").reset_index(drop=True)
+    n = len(ordered)
+    test_start = int(round(n * (1 - test_fraction)))
+    val_start = int(round(n * (1 - test_fraction - validation_fraction)))
+    split = Split(ordered.iloc[:val_start], ordered.iloc[val_start:test_start],
+                  ordered.iloc[test_start:])
+    for name in ("train", "validation", "test"):
+        if len(getattr(split, name)) == 0:
+            raise TrainingDataError(f"the {name} split is empty ({n} labelled rows in all): "
+                                    "land more days of data or widen the training window")
+    return split
+
+
+@functools.cache
+def cuda_available() -> bool:
+    """True when this XGBoost build finds a usable CUDA device here.
+
+    XGBoost silently falls back to the CPU when asked for ``cuda`` without a GPU, so the
+    probe reads back the device the learner actually used.
+    """
+    import json
+    import warnings
+
+    import xgboost as xgb
+
+    if not xgb.build_info().get("USE_CUDA"):
+        return False
+    x = np.random.default_rng(0).random((16, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            booster = xgb.train({"device": "cuda", "tree_method": "hist"},
+                                xgb.DMatrix(x, label=(x[:, 0] > 0.5)), num_boost_round=1)
+        except xgb.core.XGBoostError:
+            return False
+    used = json.loads(booster.save_config())["learner"]["generic_param"]["device"]
+    return used.startswith("cuda")
+
+
+def resolve_device(preference: str) -> str:
+    """``auto`` picks ``cuda`` when a GPU is usable, else ``cpu``; explicit values win."""
+    if preference not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {preference!r}")
+    if preference == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if preference == "cuda" and not cuda_available():
+        raise ValueError("device=cuda was asked for, but XGBoost finds no usable GPU here; "
+                         "use device=auto or cpu")
+    return preference
+
+
+def booster_params(params: dict[str, Any], seed: int, device: str) -> dict[str, Any]:
+    return {
+        "objective": "binary:logistic",
+        "eval_metric": ["auc", "logloss"],
+        "tree_method": "hist",
+        **params,
+        "device": device,
+        "seed": seed,
+        # One thread count for every run: the same data and seed give the same trees.
+        "nthread": params.get("nthread", 2),
+    }
+
+
+@dataclass
+class TrainedModel:
+    booster: Any
+    features: list[str]
+    best_iteration: int
+    params: dict[str, Any]
+    evals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        x = frame[self.features].to_numpy(dtype=np.float32)
+        return self.booster.inplace_predict(x, iteration_range=(0, self.best_iteration + 1))
+
+    def model_bytes(self) -> bytes:
+        return bytes(self.booster.save_raw(raw_format="ubj"))
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.model_bytes()).hexdigest()
+
+
+def train(split: Split, features: list[str], label: str, params: dict[str, Any],
+          num_boost_round: int, early_stopping_rounds: int) -> TrainedModel:
+    import xgboost as xgb
+
+    def matrix(part: pd.DataFrame):
+        return xgb.DMatrix(part[features].to_numpy(dtype=np.float32),
+                           label=part[label].to_numpy(), feature_names=features)
+
+    dtrain, dval = matrix(split.train), matrix(split.validation)
+    evals: dict[str, dict[str, list[float]]] = {}
+    booster = xgb.train(params, dtrain, num_boost_round=num_boost_round,
+                        evals=[(dtrain, "train"), (dval, "validation")],
+                        early_stopping_rounds=early_stopping_rounds,
+                        evals_result=evals, verbose_eval=False)
+    best = int(getattr(booster, "best_iteration", num_boost_round - 1))
+    # Keep exactly the trees that early stopping chose: the saved model is the served model.
+    booster = booster[: best + 1]
+    return TrainedModel(booster, list(features), best, params, evals)
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, recall_target: float) -> float:
+    """The highest decision threshold whose recall on (y, p) is at least ``recall_target``.
+
+    A row is flagged (predicted positive) when p >= threshold.
+    """
+    positives = np.sort(p[y == 1])
+    if len(positives) == 0:
+        raise TrainingDataError("the validation window holds no positive labels")
+    k = int(np.floor(len(positives) * (1 - recall_target)))
+    return float(positives[min(max(k, 0), len(positives) - 1)])
+
+
+def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    flagged = p >= threshold
+    tp = int(np.sum(flagged & (y == 1)))
+    fp = int(np.sum(flagged & (y == 0)))
+    fn = int(np.sum(~flagged & (y == 1)))
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    return {
+        "recall": recall,
+        "precision": precision,
+        "f1": f1,
+        "auc": auc,
+        "approval_rate": float(np.mean(~flagged)),
+        "positive_rate": float(np.mean(y)),
+        "rows": float(len(y)),
+    }
+
+
+@dataclass(frozen=True)
+class GroupFairness:
+    attribute: str
+    groups: pd.DataFrame  # index: group; columns: rows, approval_rate, tpr
+    approval_ratio: float
+    tpr_gap: float
+    ignored_groups: tuple[str, ...]
+
+
+def fairness(frame: pd.DataFrame, p: np.ndarray, y: np.ndarray, threshold: float,
+             attributes: tuple[str, ...] | list[str], min_group_rows: int = 100,
+             min_group_positives: int = 50) -> list[GroupFairness]:
+    """Approval-rate ratio (four-fifths rule) and true-positive-rate gap per attribute.
+
+    The favourable decision is approval (p < threshold). Groups with fewer than
+    ``min_group_rows`` rows (or, for the TPR gap, ``min_group_positives`` positives) are
+    reported but not judged: their rates are mostly sampling noise.
+    """
+    out = []
+    flagged = p >= threshold
+    for attr in attributes:
+        data = pd.DataFrame({"group": frame[attr].astype(str).to_numpy(),
+                             "approved": ~flagged, "flagged": flagged, "y": y})
+        rows = data.groupby("group").size()
+        approval = data.groupby("group")["approved"].mean()
+        tpr = data[data["y"] == 1].groupby("group")["flagged"].mean()
+        positives = data[data["y"] == 1].groupby("group").size()
+        groups = pd.DataFrame({"rows": rows, "positives": positives, "approval_rate": approval,
+                               "tpr": tpr}).fillna({"positives": 0})
+        used = groups[groups["rows"] >= min_group_rows]
+        ratio = (float(used["approval_rate"].min() / used["approval_rate"].max())
+                 if len(used) >= 2 and used["approval_rate"].max() > 0 else 1.0)
+        tprs = groups.loc[groups["positives"] >= min_group_positives, "tpr"].dropna()
+        gap = float(tprs.max() - tprs.min()) if len(tprs) >= 2 else 0.0
+        ignored = tuple(sorted(groups.index[groups["rows"] < min_group_rows]))
+        out.append(GroupFairness(attr, groups, ratio, gap, ignored))
+    return out

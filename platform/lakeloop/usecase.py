@@ -1,0 +1,294 @@
+"""Use cases are configuration: one YAML file declares a tabular binary-classification problem.
+
+A use-case file names its entity, its sources (an ``events`` feed of the rows a model scores
+and a ``labels`` feed of outcomes that arrive later), the data contract of every column, the
+features, the protected attributes used only for fairness, and the thresholds of the gates and
+monitors. Loading validates all of it and reports problems with the file's line numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+ColumnType = Literal["string", "int", "double", "boolean", "timestamp", "date"]
+NUMERIC_TYPES = {"int", "double", "boolean"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Strict):
+    """The contract of one column: type, nullability, range, allowed values, uniqueness."""
+
+    type: ColumnType
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str | int | float | bool, ...] | None = None
+    unique: bool = False
+    description: str = ""
+
+
+class Source(_Strict):
+    """A feed of daily snapshot files dropped in ``<data root>/landing/<use case>/<source>/``."""
+
+    role: Literal["events", "labels"]
+    format: Literal["csv", "parquet"] = "csv"
+    key: str
+    event_time: str
+    columns: dict[str, Column]
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _key_and_time_are_columns(self) -> Source:
+        for what, col in (("key", self.key), ("event_time", self.event_time)):
+            if col not in self.columns:
+                raise ValueError(f"{what} {col!r} is not one of the declared columns")
+        if self.columns[self.event_time].type != "timestamp":
+            raise ValueError(f"event_time {self.event_time!r} must have type timestamp")
+        return self
+
+
+class Entity(_Strict):
+    name: str
+    join_key: str
+    description: str = ""
+
+
+class Label(_Strict):
+    column: str
+    positive: int | str = 1
+
+
+class EntityFeatures(_Strict):
+    ttl_days: int = Field(default=365, gt=0)
+    columns: tuple[str, ...]
+    derived: dict[str, str] = Field(default_factory=dict)
+
+
+class Features(_Strict):
+    """Entity features come from the feature store; request features arrive with the request."""
+
+    entity: EntityFeatures
+    request: tuple[str, ...] = ()
+
+
+class ModelConfig(_Strict):
+    params: dict[str, Any] = Field(default_factory=dict)
+    num_boost_round: int = Field(default=400, gt=0)
+    early_stopping_rounds: int = Field(default=30, gt=0)
+    seed: int = 42
+    validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+    training_window_days: int = Field(default=365, gt=0)
+    threshold_margin: float = Field(default=0.02, ge=0, lt=0.2)
+
+
+class Gates(_Strict):
+    recall_min: float = Field(default=0.9, ge=0, le=1)
+    auc_min: float = Field(default=0.7, ge=0, le=1)
+    fairness_ratio_min: float = Field(default=0.8, ge=0, le=1)
+    tpr_gap_max: float = Field(default=0.1, ge=0, le=1)
+    fairness_min_group_rows: int = Field(default=100, ge=1)
+    fairness_min_group_positives: int = Field(default=50, ge=1)
+
+
+class Monitoring(_Strict):
+    drift_share_max: float = Field(default=0.3, gt=0, le=1)
+    stattest_threshold: float = Field(default=0.1, gt=0)
+    retrain_cooldown_days: int = Field(default=7, ge=0)
+
+
+class Serving(_Strict):
+    port: int = Field(default=9100, ge=1024, le=65000)
+    replicas: int = Field(default=1, ge=1)
+
+
+class UseCase(_Strict):
+    name: str
+    title: str
+    description: str
+    owner: str
+    sensitive: bool = False
+    start_date: dt.date
+    entity: Entity
+    sources: dict[str, Source]
+    label: Label
+    features: Features
+    protected_attributes: tuple[str, ...] = ()
+    model: ModelConfig = ModelConfig()
+    gates: Gates = Gates()
+    monitoring: Monitoring = Monitoring()
+    serving: Serving = Serving()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("must be lower_snake_case, start with a letter, at most 40 chars")
+        return value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        if not (value.startswith("team:") or re.match(r"^[^@\s]+@[^@\s]+$", value)):
+            raise ValueError("must be an email address or 'team:<name>' (Dagster's owner format)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UseCase:
+        roles = [s.role for s in self.sources.values()]
+        if roles.count("events") != 1 or roles.count("labels") != 1:
+            raise ValueError("sources must hold exactly one 'events' and one 'labels' source")
+        events, labels = self.events, self.labels
+        if self.entity.join_key not in events.columns:
+            raise ValueError(f"entity join_key {self.entity.join_key!r} is not a column of "
+                             f"the events source {self.events_name!r}")
+        if events.key not in labels.columns:
+            raise ValueError(f"the labels source must carry the events key {events.key!r}")
+        if self.label.column not in labels.columns:
+            raise ValueError(f"label column {self.label.column!r} is not a column of the "
+                             f"labels source {self.labels_name!r}")
+        derived = self.features.entity.derived
+        for col in self.features.entity.columns:
+            if col not in events.columns and col not in derived:
+                raise ValueError(f"entity feature {col!r} is neither a column of "
+                                 f"{self.events_name!r} nor a derived feature")
+            if col in events.columns and events.columns[col].type not in NUMERIC_TYPES:
+                raise ValueError(f"feature {col!r} has type {events.columns[col].type}; "
+                                 "features must be int, double or boolean")
+        for col in self.features.request:
+            if col not in events.columns:
+                raise ValueError(f"request feature {col!r} is not a column of "
+                                 f"{self.events_name!r}")
+            if events.columns[col].type not in NUMERIC_TYPES:
+                raise ValueError(f"feature {col!r} has type {events.columns[col].type}; "
+                                 "features must be int, double or boolean")
+        overlap = set(self.features.entity.columns) & set(self.features.request)
+        if overlap:
+            raise ValueError(f"features both entity and request: {sorted(overlap)}")
+        for attr in self.protected_attributes:
+            if attr not in events.columns:
+                raise ValueError(f"protected attribute {attr!r} is not a column of "
+                                 f"{self.events_name!r}")
+            if attr in self.feature_names:
+                raise ValueError(f"protected attribute {attr!r} must not be a model feature")
+        return self
+
+    # --- conveniences -------------------------------------------------------------------
+    @property
+    def events_name(self) -> str:
+        return next(n for n, s in self.sources.items() if s.role == "events")
+
+    @property
+    def labels_name(self) -> str:
+        return next(n for n, s in self.sources.items() if s.role == "labels")
+
+    @property
+    def events(self) -> Source:
+        return self.sources[self.events_name]
+
+    @property
+    def labels(self) -> Source:
+        return self.sources[self.labels_name]
+
+    @property
+    def entity_features(self) -> tuple[str, ...]:
+        return self.features.entity.columns
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The model's inputs, in the order the model sees them."""
+        return self.features.entity.columns + self.features.request
+
+    @property
+    def feature_view_name(self) -> str:
+        return f"{self.entity.name}_features"
+
+    @property
+    def gold_table(self) -> str:
+        return f"gold_{self.entity.name}_features"
+
+    def feature_service_name(self, version: int = 1) -> str:
+        return f"{self.name}_v{version}"
+
+
+class UseCaseError(ValueError):
+    """A use-case file is invalid; ``str()`` lists every problem with its line number."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: invalid use case\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _line_index(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
+    """Map each key path in a YAML document to its 1-based line number."""
+    lines: dict[tuple, int] = {prefix: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, key.value)
+            lines[path] = key.start_mark.line + 1
+            lines.update({k: v for k, v in _line_index(value, path).items() if k != path})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_index(item, (*prefix, i)))
+    return lines
+
+
+def parse_use_case(text: str, path: Path) -> UseCase:
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", exc)
+        raise UseCaseError(path, [f"{where}not valid YAML ({problem})"]) from None
+    if not isinstance(data, dict):
+        raise UseCaseError(path, ["line 1: a use case is a YAML mapping"])
+    lines = _line_index(node) if node is not None else {}
+    try:
+        return UseCase.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(str(p) if not isinstance(p, int) else p for p in err["loc"])
+            line = None
+            for cut in range(len(loc), -1, -1):
+                if loc[:cut] in lines:
+                    line = lines[loc[:cut]]
+                    break
+            field_path = ".".join(str(p) for p in loc) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"line {line or '?'}: {field_path}: {msg}")
+        raise UseCaseError(path, problems) from None
+
+
+def load_use_case(path: Path) -> UseCase:
+    path = Path(path)
+    use_case = parse_use_case(path.read_text(encoding="utf-8"), path)
+    if use_case.name != path.stem:
+        raise UseCaseError(path, [f"line 1: name {use_case.name!r} must match the file name "
+                                  f"{path.stem!r}"])
+    return use_case
+
+
+def load_use_cases(dirs: tuple[Path, ...] | list[Path]) -> list[UseCase]:
+    found: dict[str, UseCase] = {}
+    for directory in dirs:
+        for path in sorted(Path(directory).glob("*.yaml")):
+            use_case = load_use_case(path)
+            if use_case.name in found:
+                raise UseCaseError(path, [f"line 1: a use case named {use_case.name!r} "
+                                          "is already defined in another file"])
+            found[use_case.name] = use_case
+    return list(found.values())

@@ -1,0 +1,1 @@
+"""Sensors for external events: drift, performance, new model versions."""

@@ -1,0 +1,103 @@
+"""The drift sensor: drifted days' reports request one run of the retraining assets."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+
+from lakeloop import keys
+from lakeloop.usecase import UseCase
+
+TRIGGER_TAG = "lakeloop/trigger"
+DAY_TAG = "lakeloop/report_day"
+COVERED_TAG = "lakeloop/covered_to"
+REASON_TAG = "lakeloop/reason"
+USE_CASE_TAG = "use_case"
+BATCH = 500
+
+
+def sensor_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_drift_sensor"
+
+
+def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunRequest], dict]:
+    """At most one retraining request for the drifted days in ``records`` (ascending).
+
+    Every report is judged once (the cursor keeps the last storage id). A request covers
+    every drifted day it read, since the run retrains on all of them; later drifted days
+    request nothing until the cooldown after the last trigger has passed.
+    """
+    cooldown = dt.timedelta(days=use_case.monitoring.retrain_cooldown_days)
+    last = cursor.get("last_trigger_day")
+    covered = cursor.get("covered_to")
+    triggering: list[tuple[str, float]] = []
+    for record in records:
+        cursor["storage_id"] = max(cursor.get("storage_id", 0), record.storage_id)
+        materialization = record.asset_materialization
+        if materialization is None or materialization.partition is None:
+            continue
+        drifted = materialization.metadata.get("drifted")
+        if drifted is None or not drifted.value:
+            continue
+        day = dt.date.fromisoformat(materialization.partition)
+        if covered is not None and day <= dt.date.fromisoformat(covered):
+            continue
+        if last is not None and day < dt.date.fromisoformat(last) + cooldown:
+            continue
+        triggering.append((day.isoformat(), float(materialization.metadata["drift_share"].value)))
+    if not triggering:
+        return [], cursor
+    first_day, share = min(triggering)
+    last_day = max(d for d, _ in triggering)
+    cursor.update(last_trigger_day=first_day, covered_to=last_day)
+    reason = (f"drift share {share:.2f} on {first_day} >= "
+              f"{use_case.monitoring.drift_share_max:.2f}"
+              + (f" ({len(triggering)} drifted days to {last_day})" if len(triggering) > 1 else ""))
+    return [dg.RunRequest(
+        run_key=f"{use_case.name}-drift-{first_day}",
+        tags={TRIGGER_TAG: "drift", DAY_TAG: first_day, COVERED_TAG: last_day,
+              REASON_TAG: reason, USE_CASE_TAG: use_case.name},
+    )], cursor
+
+
+def recover_cursor(instance: dg.DagsterInstance, use_case: UseCase) -> dict:
+    """Without a cursor (a new sensor, a reset), the last drift-triggered run says what is
+    already covered, so old reports do not launch a second retraining."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(tags={TRIGGER_TAG: "drift", USE_CASE_TAG: use_case.name}),
+        limit=1)
+    if not runs:
+        return {}
+    tags = runs[0].tags
+    return {k: tags[t] for k, t in (("last_trigger_day", DAY_TAG), ("covered_to", COVERED_TAG))
+            if t in tags}
+
+
+def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
+    drift_key = keys.key(use_case, keys.MONITORING, "drift_report")
+
+    @dg.sensor(
+        name=sensor_name(use_case),
+        job=retrain_job,
+        minimum_interval_seconds=60,
+        description=f"Requests retraining of {use_case.name} when a day's drift share reaches "
+        f"{use_case.monitoring.drift_share_max:.0%} (cooldown "
+        f"{use_case.monitoring.retrain_cooldown_days} days).",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def drift_sensor(context: dg.SensorEvaluationContext):
+        cursor = (json.loads(context.cursor) if context.cursor
+                  else recover_cursor(context.instance, use_case))
+        result = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=drift_key,
+                                  after_storage_id=cursor.get("storage_id")),
+            limit=BATCH, ascending=True)
+        requests, cursor = evaluate(result.records, cursor, use_case)
+        if not requests:
+            return dg.SensorResult(skip_reason=dg.SkipReason(
+                f"{len(result.records)} new drift reports; none drifted beyond "
+                f"{use_case.monitoring.drift_share_max:.0%} outside what was already retrained"),
+                cursor=json.dumps(cursor))
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+    return drift_sensor

@@ -1,0 +1,52 @@
+"""The code location loads, with the asset graph the snapshot records."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from lakeloop.definitions import build_definitions
+from lakeloop.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_keys.txt"
+
+
+def _keys(defs: dg.Definitions) -> list[str]:
+    return sorted(k.to_user_string() for k in defs.resolve_all_asset_keys())
+
+
+def test_asset_keys_match_snapshot(tmp_path):
+    defs = build_definitions(Settings.from_env({}).with_data_root(tmp_path))
+    assert _keys(defs) == SNAPSHOT.read_text().split(), (
+        "the asset graph changed; if intended, update tests/snapshots/asset_keys.txt")
+
+
+def test_every_asset_has_description_group_owner_and_kinds(tmp_path):
+    defs = build_definitions(Settings.from_env({}).with_data_root(tmp_path))
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key
+        assert node.group_name.startswith("credit_risk_"), key
+        assert node.owners == ["team:credit-risk"], key
+        assert node.kinds, key
+
+
+def test_dagster_cli_validates_the_code_location(tmp_path):
+    env = {"PATH": str(Path(sys.executable).parent), "LAKELOOP_DATA_ROOT": str(tmp_path),
+           "DAGSTER_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    proc = subprocess.run([str(Path(sys.executable).with_name("dagster")), "definitions",
+                           "validate", "-m", "lakeloop.definitions"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_jobs_sensors_and_schedule_are_defined(tmp_path):
+    defs = build_definitions(Settings.from_env({}).with_data_root(tmp_path))
+    assert defs.resolve_job_def("credit_risk_daily").partitions_def is not None
+    assert defs.resolve_job_def("credit_risk_retrain")
+    assert defs.resolve_sensor_def("credit_risk_drift_sensor")
+    assert defs.resolve_schedule_def("credit_risk_daily_schedule")

@@ -1,0 +1,148 @@
+"""The spine end to end on tiny data: one materialisation from raw snapshots to drift reports,
+asserting what was written (tables, features, registry, endpoint, reports)."""
+
+import json
+import math
+
+import pytest
+import requests
+
+from lakeloop import keys
+from lakeloop.features import feature_service_name
+from lakeloop.lakehouse import is_delta_table, last_commit
+from lakeloop.tracking import CHAMPION
+from lakeloop.usecase import load_use_cases
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def _use_case(m):
+    return load_use_cases(m.settings.use_case_dirs)[0]
+
+
+def _mats(m):
+    out = {}
+    for event in m.result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            out.setdefault(mat.asset_key.to_user_string(), []).append(mat)
+    return out
+
+
+def test_one_materialisation_runs_raw_to_drift_report(materialized):
+    assert materialized.result.success
+    mats = _mats(materialized)
+    for key in materialized.defs.resolve_all_asset_keys():
+        assert key.to_user_string() in mats, f"{key.to_user_string()} was not materialized"
+
+
+def test_delta_tables_have_rows_and_versions(materialized, spark):
+    uc = _use_case(materialized)
+    lakehouse = materialized.resources["lakehouse"]
+    for noun in ("bronze_applications", "silver_applications", "silver_outcomes",
+                 uc.gold_table):
+        path = lakehouse.path(keys.key(uc, keys.LAKEHOUSE, noun))
+        assert is_delta_table(path), noun
+        assert last_commit(spark, path).version >= 0
+        assert spark.read.format("delta").load(str(path)).count() > 1000, noun
+    bronze = spark.read.format("delta").load(
+        str(lakehouse.path(keys.key(uc, keys.LAKEHOUSE, "bronze_applications"))))
+    assert bronze.select("ds").distinct().count() == len(materialized.days)
+    assert bronze.where("length(_snapshot_hash) = 64").count() == bronze.count()
+
+
+def test_online_features_equal_latest_gold_values(materialized, spark):
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    uc = _use_case(materialized)
+    gold = spark.read.format("delta").load(str(materialized.resources["lakehouse"].path(
+        keys.key(uc, keys.LAKEHOUSE, uc.gold_table))))
+    latest = (gold.withColumn("_n", F.row_number().over(
+        Window.partitionBy(uc.entity.join_key).orderBy(F.col("event_timestamp").desc())))
+        .where("_n = 1").orderBy(uc.entity.join_key).limit(25).toPandas())
+    store = materialized.resources["feast"].store()
+    online = store.get_online_features(
+        features=store.get_feature_service(feature_service_name(uc)),
+        entity_rows=[{uc.entity.join_key: k} for k in latest[uc.entity.join_key]],
+    ).to_dict()
+    for i, row in latest.iterrows():
+        for feature in uc.entity_features:
+            assert online[feature][i] == pytest.approx(row[feature], rel=1e-9), feature
+
+
+def test_registered_model_version_has_metrics_and_data_versions(materialized):
+    uc = _use_case(materialized)
+    mlflow = materialized.resources["mlflow"]
+    champion = mlflow.version_by_alias(uc.name, CHAMPION)
+    assert champion is not None
+    run = mlflow.client().get_run(champion.run_id)
+    assert run.data.metrics["test_recall"] >= uc.gates.recall_min
+    assert 0.5 < run.data.metrics["test_auc"] <= 1.0
+    versions = json.loads(run.data.tags["lakeloop.source_versions"])
+    assert set(versions) == {"silver_applications", "silver_outcomes", uc.gold_table}
+    assert all(isinstance(v, int) for v in versions.values())
+    assert run.data.tags["lakeloop.feature_service"] == feature_service_name(uc)
+    assert champion.tags["gates"] == "passed"
+    assert champion.tags["dagster_run_id"] == materialized.result.run_id
+
+
+def _endpoint(materialized):
+    mats = _mats(materialized)
+    uc = _use_case(materialized)
+    deployment = mats[keys.key(uc, keys.DEPLOYMENT, "seldon_deployment").to_user_string()][-1]
+    return deployment.metadata["endpoint"].value, uc
+
+
+def test_endpoint_answers_a_valid_request_with_a_probability(materialized):
+    url, uc = _endpoint(materialized)
+    row = [50000.0, 5.0, 120.0, 4.0, 0.0, 0.3, 0.2, 10000.0, 36.0]
+    body = {"data": {"names": list(uc.feature_names), "ndarray": [row]}}
+    response = requests.post(url, json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    probability, prediction = response.json()["data"]["ndarray"][0]
+    assert 0.0 <= probability <= 1.0 and prediction in (0, 1)
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ("{not json", 400, "JSON"),
+    ({"data": {"names": ["income"], "ndarray": [[1.0]]}}, 400, "missing feature"),
+    ({"data": {"names": "income", "ndarray": [[1.0]]}}, 400, "list of strings"),
+    ({"rows": [1, 2]}, 400, "expected"),
+])
+def test_endpoint_rejects_malformed_requests_with_a_clear_4xx(materialized, body, status,
+                                                               message):
+    url, _ = _endpoint(materialized)
+    if isinstance(body, str):
+        response = requests.post(url, data=body, timeout=10,
+                                 headers={"Content-Type": "application/json"})
+    else:
+        response = requests.post(url, json=body, timeout=10)
+    assert response.status_code == status, response.text
+    assert message in response.json()["status"]["info"]
+
+
+def test_endpoint_rejects_nan_and_names_the_feature(materialized):
+    url, uc = _endpoint(materialized)
+    names = list(uc.feature_names)
+    row = [1.0] * len(names)
+    row[2] = math.nan
+    response = requests.post(url, data=json.dumps({"data": {"names": names,
+                                                            "ndarray": [row]}}),
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 400
+    assert names[2] in response.json()["status"]["info"]
+
+
+def test_drift_reports_exist_per_day_with_html_and_json(materialized):
+    uc = _use_case(materialized)
+    mats = _mats(materialized)[keys.key(uc, keys.MONITORING, "drift_report").to_user_string()]
+    by_day = {m.partition: m for m in mats}
+    assert set(by_day) == set(materialized.days)
+    for mat in by_day.values():
+        assert mat.metadata["report"].value.endswith("report.html")
+        summary = json.loads(open(mat.metadata["report_json"].value).read())
+        assert "metrics" in summary
+    drifted = {d for d, m in by_day.items() if m.metadata["drifted"].value}
+    assert drifted and min(drifted) >= materialized.drift_date
+    assert any(d < materialized.drift_date for d in set(by_day) - drifted)
