@@ -3,6 +3,7 @@ of the full graph on tiny generated data that the end-to-end tests read from."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -59,9 +60,8 @@ def write_use_case(directory: Path, port: int, **replacements: str) -> Path:
 
 
 def settings_for(root: Path, use_case_dir: Path) -> Settings:
-    base = Settings.from_env({})
-    return Settings(env=base.env, data_root=root.resolve(), use_case_dirs=(use_case_dir,),
-                    jars_dir=base.jars_dir, serving_python=base.serving_python)
+    return dataclasses.replace(Settings.from_env({}), data_root=root.resolve(),
+                               use_case_dirs=(use_case_dir,))
 
 
 @pytest.fixture(scope="session")

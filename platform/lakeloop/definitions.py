@@ -45,7 +45,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(settings),
-        executor=dg.in_process_executor,
+        executor=(dg.in_process_executor if settings.executor == "in_process"
+                  else dg.multiprocess_executor),
     )
 
 

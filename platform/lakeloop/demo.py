@@ -117,6 +117,7 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
         all_days = [(spec.start + dt.timedelta(d)).isoformat() for d in range(days)]
         history, production = all_days[:history_days], all_days[history_days:]
         resources = defs.resources
+        run_ids: list[str] = []
 
         with story.step("backfill", f"Backfilling {history[0]} .. {history[-1]} through raw, "
                         "bronze, silver, gold and Feast (one Spark run)"):
@@ -127,12 +128,14 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
                                     instance=instance, run_config=QUIET,
                                     tags={RANGE_START: history[0], RANGE_END: history[-1]})
             _run_ok(result, "the backfill")
+            run_ids.append(result.run_id)
 
         with story.step("train_deploy", "Training, gating, registering and deploying the first "
                         "model"):
             result = defs.resolve_job_def(retrain_job_name(use_case)).execute_in_process(
                 instance=instance, run_config=QUIET, raise_on_error=False)
             _run_ok(result, "training and deployment")
+            run_ids.append(result.run_id)
             mats, checks = _materializations(result), _checks(result)
             first_model = mats[keys.key(use_case, keys.TRAINING, "candidate_model")
                                .to_user_string()]
@@ -151,6 +154,7 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
                 instance=instance, run_config=QUIET, raise_on_error=False,
                 tags={RANGE_START: production[0], RANGE_END: production[-1]})
             _run_ok(result, "the production days")
+            run_ids.append(result.run_id)
             drift = _drift_by_day(instance, keys.key(use_case, keys.MONITORING,
                                                      "drift_report"), production)
             drifted = [d for d, v in drift.items() if v["drifted"]]
@@ -173,6 +177,7 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
                     instance=instance, run_config=QUIET, raise_on_error=False,
                     tags={**request.tags, "dagster/sensor_name": sensor.name,
                           "dagster/run_key": request.run_key or ""})
+                run_ids.append(result.run_id)
                 mats, checks = _materializations(result), _checks(result)
                 model = mats.get(keys.key(use_case, keys.TRAINING, "candidate_model")
                                  .to_user_string(), {})
@@ -191,12 +196,33 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
             if not keep_serving:
                 summary["stopped_endpoints"] = resources["serving"].stop_all()
     summary["timings_s"] = story.timings
+    summary["asset_seconds"] = _asset_seconds(instance, run_ids)
+    summary["jvm_starts"] = len(memory.jvm_pids)
     summary["total_s"] = round(time.perf_counter() - story.started, 1)
     summary["peak_memory_gib"] = round(memory.peak_gib, 2)
     out = settings.data_root / "demo_summary.json"
     out.write_text(json.dumps(summary, indent=2, default=str))
     _print_summary(summary, out)
     return summary
+
+
+def _asset_seconds(instance, run_ids: list[str]) -> dict[str, float]:
+    """Wall time per step (asset) summed over the demo's runs, from Dagster's event log."""
+    started: dict[tuple[str, str], float] = {}
+    total: dict[str, float] = {}
+    for run_id in run_ids:
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                started[(run_id, event.step_key)] = entry.timestamp
+            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+                t0 = started.get((run_id, event.step_key))
+                if t0 is not None:
+                    total[event.step_key] = round(total.get(event.step_key, 0.0)
+                                                  + entry.timestamp - t0, 2)
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
 
 def _model_summary(model: dict, checks: dict) -> dict:
@@ -301,6 +327,9 @@ def _print_summary(summary: dict, path: Path) -> None:
         if run.get("model_version"):
             print(f"  candidate v{run['model_version']}: recall {run['test_recall']:.3f}, AUC "
                   f"{run['test_auc']:.3f}, gates {'passed' if run['gates_passed'] else 'failed'}")
+    print(bold("\nSlowest assets") + f" (Spark JVMs started: {summary['jvm_starts']})")
+    for step, seconds in list(summary["asset_seconds"].items())[:6]:
+        print(f"  {step:<52} {seconds:>6.1f}s")
     print(bold("\nRegistry aliases: ") + ", ".join(
         f"{k} = v{v}" if v else f"{k} unset" for k, v in summary["registry"]["aliases"].items()))
     print(f"\nSummary written to {path}\nOpen the Dagster UI on this state with: make dev\n")

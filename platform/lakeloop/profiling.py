@@ -1,4 +1,5 @@
-"""Peak memory of a process tree (this process, the Spark JVM, serving workers)."""
+"""Peak memory of a process tree (this process, the Spark JVM, serving workers), and how
+many JVMs it started."""
 
 from __future__ import annotations
 
@@ -7,12 +8,20 @@ import threading
 import psutil
 
 
+def is_spark_driver(proc: psutil.Process) -> bool:
+    """A Spark driver JVM; spark-submit's short-lived launcher JVM does not count."""
+    if proc.name() != "java":
+        return False
+    return "org.apache.spark.deploy.SparkSubmit" in proc.cmdline()
+
+
 class PeakMemory:
     """Samples the resident memory of this process and all its descendants until stopped."""
 
     def __init__(self, interval: float = 0.25):
         self.interval = interval
         self.peak_bytes = 0
+        self.jvm_pids: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
 
@@ -22,6 +31,8 @@ class PeakMemory:
         for proc in [me, *me.children(recursive=True)]:
             try:
                 total += proc.memory_info().rss
+                if is_spark_driver(proc):
+                    self.jvm_pids.add(proc.pid)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         return total

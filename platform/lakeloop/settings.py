@@ -5,14 +5,22 @@ Read once, at call time (``Settings.from_env()``), never at import.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUILTIN_USE_CASES = Path(__file__).resolve().parent / "usecases"
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = environ.get(name, default).strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
+    return value
 
 
 class Env(enum.Enum):
@@ -32,18 +40,14 @@ class Settings:
     jars_dir: Path = PROJECT_ROOT / ".cache" / "jars"
     serving_python: Path = PROJECT_ROOT / ".venv-serving" / "bin" / "python"
     serving_host: str = "127.0.0.1"
-    extra: Mapping[str, str] = field(default_factory=dict)
+    # in_process: every step of a run shares one process, so Spark starts one JVM per run.
+    # multiprocess: a process (and a JVM) per step, for graphs without Spark.
+    executor: str = "in_process"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
-        raw_env = environ.get("LAKELOOP_ENV", "local").strip().lower()
-        try:
-            env = Env(raw_env)
-        except ValueError:
-            raise SettingsError(
-                f"LAKELOOP_ENV={raw_env!r} is not one of: local, k8s"
-            ) from None
+        env = Env(_choice(environ, "LAKELOOP_ENV", "local", tuple(e.value for e in Env)))
         data_root = Path(environ.get("LAKELOOP_DATA_ROOT", PROJECT_ROOT / ".lakeloop"))
         custom = [e for e in environ.get("LAKELOOP_USE_CASES", "").split(os.pathsep) if e.strip()]
         dirs = [Path(e).expanduser().resolve() for e in custom] or [BUILTIN_USE_CASES]
@@ -57,17 +61,12 @@ class Settings:
                             PROJECT_ROOT / ".venv-serving" / "bin" / "python")
             ),
             serving_host=environ.get("LAKELOOP_SERVING_HOST", "127.0.0.1"),
+            executor=_choice(environ, "LAKELOOP_EXECUTOR", "in_process",
+                             ("in_process", "multiprocess")),
         )
 
     def with_data_root(self, data_root: Path) -> Settings:
-        return Settings(
-            env=self.env,
-            data_root=Path(data_root).resolve(),
-            use_case_dirs=self.use_case_dirs,
-            jars_dir=self.jars_dir,
-            serving_python=self.serving_python,
-            serving_host=self.serving_host,
-        )
+        return dataclasses.replace(self, data_root=Path(data_root).resolve())
 
     # --- the layout under the data root -------------------------------------------------
     @property

@@ -1,0 +1,55 @@
+"""`make bench`: run every benchmark under bench/ and print one table.
+
+Each benchmark module has ``run() -> list[Result]`` and measures us and a peer in the same
+run; figures also land in bench/results/<name>.json. Usage: bench/run.py [name ...]
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Result, write  # noqa: E402
+
+BENCHMARKS = ["demo_graph"]
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    text = f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    return f"{text} {unit}".strip()
+
+
+def main(argv: list[str]) -> int:
+    names = argv or BENCHMARKS
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+        return 2
+    rows: list[Result] = []
+    for name in names:
+        print(f"▶ {name} ...", flush=True)
+        module = importlib.import_module(name)
+        results = module.run()
+        path = write(name, results, getattr(module, "EXTRA", None))
+        print(f"  wrote {path}")
+        rows += results
+    header = ("benchmark", "metric", "ours", "peer", "peer value", "ratio", "target", "met")
+    table = [header] + [(
+        r.name, r.metric, _fmt(r.value, r.unit), r.peer or "—", _fmt(r.peer_value, r.unit),
+        "—" if r.ratio is None else f"{r.ratio:.2f}x", r.target,
+        "—" if r.met is None else ("yes" if r.met else "NO")) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for i, row in enumerate(table):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

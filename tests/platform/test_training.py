@@ -1,0 +1,86 @@
+"""Model-building functions on small frames: time splits, thresholds, metrics, fairness."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lakeloop import gates, training
+from lakeloop.usecase import Gates
+
+
+def _frame(n=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2.5 * x[:, 0] - 1.5)))).astype(int)
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": y,
+                         "t": pd.date_range("2026-01-01", periods=n, freq="h"),
+                         "group": rng.choice(["x", "y"], size=n)})
+
+
+def test_time_split_never_mixes_time():
+    df = _frame().sample(frac=1, random_state=3)
+    split = training.time_split(df, "t", 0.2, 0.2)
+    assert split.train["t"].max() < split.validation["t"].min()
+    assert split.validation["t"].max() < split.test["t"].min()
+    assert len(split.train) + len(split.validation) + len(split.test) == len(df)
+
+
+def test_time_split_refuses_too_little_data():
+    with pytest.raises(training.TrainingDataError, match="empty"):
+        training.time_split(_frame(2), "t", 0.2, 0.2)
+
+
+def test_choose_threshold_reaches_the_recall_target():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1)
+    threshold = training.choose_threshold(y, p, 0.9)
+    assert training.classification_metrics(y, p, threshold)["recall"] >= 0.9
+    assert training.classification_metrics(y, p, threshold + 1e-3)["recall"] < 0.9 + 0.01
+
+
+def test_training_is_reproducible_byte_for_byte():
+    split = training.time_split(_frame(), "t", 0.2, 0.2)
+    params = training.booster_params({"max_depth": 3}, seed=7, device="cpu")
+    first = training.train(split, ["a", "b"], "label", params, 50, 10)
+    second = training.train(split, ["a", "b"], "label", params, 50, 10)
+    assert first.sha256() == second.sha256()
+    assert np.array_equal(first.predict(split.test), second.predict(split.test))
+
+
+def test_resolve_device_without_a_gpu_is_cpu():
+    assert training.resolve_device("auto") in ("cpu", "cuda")
+    if not training.cuda_available():
+        assert training.resolve_device("auto") == "cpu"
+        with pytest.raises(ValueError, match="no usable GPU"):
+            training.resolve_device("cuda")
+
+
+def test_fairness_ratio_and_tpr_gap():
+    frame = pd.DataFrame({"g": ["a"] * 200 + ["b"] * 200})
+    y = np.array([1, 0] * 200)
+    # group a: everyone flagged (approval 0); group b: half flagged
+    p = np.concatenate([np.ones(200), np.tile([1.0, 0.0], 100)])
+    [report] = training.fairness(frame, p, y, 0.5, ["g"], min_group_rows=10,
+                                 min_group_positives=10)
+    assert report.approval_ratio == pytest.approx(0.0)
+    assert report.groups.loc["b", "approval_rate"] == pytest.approx(0.5)
+    verdict = gates.fairness([report], Gates())
+    assert not verdict.passed and "approval-rate ratio" in verdict.description
+
+
+def test_small_groups_are_reported_but_not_judged():
+    frame = pd.DataFrame({"g": ["a"] * 300 + ["tiny"] * 5})
+    y = np.zeros(305, dtype=int)
+    p = np.concatenate([np.zeros(300), np.ones(5)])
+    [report] = training.fairness(frame, p, y, 0.5, ["g"], min_group_rows=100)
+    assert report.ignored_groups == ("tiny",)
+    assert report.approval_ratio == 1.0
+
+
+def test_performance_gate_explains_its_numbers():
+    metrics = {"recall": 0.85, "auc": 0.95, "rows": 100}
+    verdict = gates.performance(metrics, 0.1, Gates(recall_min=0.9))
+    assert not verdict.passed
+    assert "recall 0.850 < 0.9" in verdict.description
+    assert gates.performance({**metrics, "recall": 0.93}, 0.1, Gates()).passed
