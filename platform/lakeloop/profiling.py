@@ -12,7 +12,9 @@ def is_spark_driver(proc: psutil.Process) -> bool:
     """A Spark driver JVM; spark-submit's short-lived launcher JVM does not count."""
     if proc.name() != "java":
         return False
-    return "org.apache.spark.deploy.SparkSubmit" in proc.cmdline()
+    cmdline = proc.cmdline()
+    return ("org.apache.spark.deploy.SparkSubmit" in cmdline
+            and "org.apache.spark.launcher.Main" not in cmdline)
 
 
 class PeakMemory:
