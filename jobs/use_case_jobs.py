@@ -1,9 +1,13 @@
-"""Jobs per use case: the daily pipeline (scheduled) and retraining (sensor-launched)."""
+"""Jobs per use case: ingest (landing sensor), daily (scheduled) and retrain (drift sensor)."""
 
 import dagster as dg
 
 from lakeloop import keys
 from lakeloop.usecase import UseCase
+
+
+def ingest_job_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_ingest"
 
 
 def daily_job_name(use_case: UseCase) -> str:
@@ -12,6 +16,13 @@ def daily_job_name(use_case: UseCase) -> str:
 
 def retrain_job_name(use_case: UseCase) -> str:
     return f"{use_case.name}_retrain"
+
+
+def ingest_selection(use_case: UseCase) -> dg.AssetSelection:
+    """A day's snapshots through raw, the lakehouse and the online store."""
+    return (dg.AssetSelection.groups(keys.group(use_case, keys.RAW),
+                                     keys.group(use_case, keys.LAKEHOUSE))
+            | dg.AssetSelection.assets(keys.key(use_case, keys.FEATURES, "online_features")))
 
 
 def retrain_selection(use_case: UseCase) -> dg.AssetSelection:
@@ -23,18 +34,21 @@ def retrain_selection(use_case: UseCase) -> dg.AssetSelection:
 
 
 def build(use_case: UseCase) -> tuple[list, list[dg.ScheduleDefinition]]:
-    partitioned = (
-        dg.AssetSelection.groups(*(keys.group(use_case, layer) for layer in
-                                   (keys.RAW, keys.LAKEHOUSE, keys.FEATURES, keys.DEPLOYMENT,
-                                    keys.MONITORING)))
-        - dg.AssetSelection.assets(keys.key(use_case, keys.FEATURES, "feast_registry"),
-                                   keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment"))
+    ingest = dg.define_asset_job(
+        ingest_job_name(use_case),
+        selection=ingest_selection(use_case),
+        description=f"{use_case.title}: snapshots through raw, bronze, silver, gold, labels "
+        "and the online store (what a new or late snapshot needs).",
+        tags={"use_case": use_case.name},
     )
     daily = dg.define_asset_job(
         daily_job_name(use_case),
-        selection=partitioned,
-        description=f"{use_case.title}: the day's snapshots through the lakehouse, features, "
-        "traffic, inference log and drift report.",
+        selection=ingest_selection(use_case) | dg.AssetSelection.assets(
+            keys.key(use_case, keys.DEPLOYMENT, "traffic_replay"),
+            keys.key(use_case, keys.MONITORING, "inference_log"),
+            keys.key(use_case, keys.MONITORING, "drift_report")),
+        description=f"{use_case.title}: the day's ingest, traffic, inference log and drift "
+        "report.",
         tags={"use_case": use_case.name},
     )
     retrain = dg.define_asset_job(
@@ -47,4 +61,4 @@ def build(use_case: UseCase) -> tuple[list, list[dg.ScheduleDefinition]]:
         daily, hour_of_day=2, minute_of_hour=0,
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
-    return [daily, retrain], [schedule]
+    return [ingest, daily, retrain], [schedule]

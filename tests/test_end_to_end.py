@@ -40,7 +40,7 @@ def test_delta_tables_have_rows_and_versions(materialized, spark):
     uc = _use_case(materialized)
     lakehouse = materialized.resources["lakehouse"]
     for noun in ("bronze_applications", "silver_applications", "silver_outcomes",
-                 uc.gold_table):
+                 uc.gold_table, uc.labeled_table):
         path = lakehouse.path(keys.key(uc, keys.LAKEHOUSE, noun))
         assert is_delta_table(path), noun
         assert last_commit(spark, path).version >= 0
@@ -80,7 +80,7 @@ def test_registered_model_version_has_metrics_and_data_versions(materialized):
     assert run.data.metrics["test_recall"] >= uc.gates.recall_min
     assert 0.5 < run.data.metrics["test_auc"] <= 1.0
     versions = json.loads(run.data.tags["lakeloop.source_versions"])
-    assert set(versions) == {"silver_applications", "silver_outcomes", uc.gold_table}
+    assert set(versions) == {uc.labeled_table, uc.gold_table}
     assert all(isinstance(v, int) for v in versions.values())
     assert run.data.tags["lakeloop.feature_service"] == feature_service_name(uc)
     assert champion.tags["gates"] == "passed"

@@ -2,15 +2,17 @@
 
 import dagster as dg
 
-from lakeloop import keys
+from lakeloop import keys, quality
 from lakeloop.contracts import ROW, VIOLATIONS, apply_contract
-from lakeloop.lakehouse import LakehouseResource, read_window, replace_window
+from lakeloop.lakehouse import LakehouseResource, read_table, read_window, replace_window
 from lakeloop.partitions import daily_partitions, window_of
 from lakeloop.spark import SparkResource
 from lakeloop.usecase import Source, UseCase
 
-RECONCILIATION_CHECK = "rows_reconcile"
 LINEAGE = ["_snapshot_hash", "_source_file", "_row", "_ingested_at"]
+EXAMPLES_PER_RULE = 3
+CHECKS = (quality.RECONCILIATION, quality.QUARANTINE_RATE, quality.FRESHNESS,
+          quality.ROW_COUNT, quality.UNIQUE_ACROSS_DAYS)
 
 
 def _split(bronze, source: Source):
@@ -19,27 +21,27 @@ def _split(bronze, source: Source):
 
     extra = [c for c in bronze.columns
              if c not in source.columns and c not in LINEAGE and c != "ds"]
-    checked = apply_contract(bronze, source)
-    valid = checked.where(F.size(VIOLATIONS) == 0)
-    silver = valid.select(*[F.col(f"`{c}`") for c in source.columns],
-                          *[F.col(f"`{c}`") for c in extra],
-                          "_snapshot_hash", "_ingested_at", "ds")
-    raw_record = F.to_json(F.struct(*[F.col(f"`{c}`").cast("string") for c in source.columns]))
-    quarantine = (
-        checked.where(F.size(VIOLATIONS) > 0)
-        .join(bronze.select(ROW, "_snapshot_hash", raw_record.alias("record")),
-              on=[ROW, "_snapshot_hash"], how="inner")
-        .select(
-            F.col(VIOLATIONS).alias("reasons"),
-            "record",
-            "_snapshot_hash",
-            "_source_file",
-            F.col(ROW).alias("row_in_snapshot"),
-            F.current_timestamp().alias("quarantined_at"),
-            "ds",
-        )
+    # The row as delivered, serialised only for the (few) quarantined rows.
+    raw = F.struct(*[F.col(f"`{c}`") for c in source.columns])
+    checked = apply_contract(bronze.withColumn("_raw", raw), source)
+    silver = checked.where(F.size(VIOLATIONS) == 0).select(
+        *[F.col(f"`{c}`") for c in source.columns],
+        *[F.col(f"`{c}`") for c in extra],
+        "_snapshot_hash", "_ingested_at", "ds")
+    quarantine = checked.where(F.size(VIOLATIONS) > 0).select(
+        F.col(VIOLATIONS).alias("reasons"),
+        F.to_json("_raw").alias("record"),
+        "_snapshot_hash",
+        "_source_file",
+        F.col(ROW).alias("row_in_snapshot"),
+        F.current_timestamp().alias("quarantined_at"),
+        "ds",
     )
     return silver, quarantine
+
+
+def _counts(df, *aggs):
+    return {r["ds"].isoformat(): r for r in df.groupBy("ds").agg(*aggs).collect()}
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
@@ -51,24 +53,35 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
     bronze_key = keys.key(use_case, keys.LAKEHOUSE, f"bronze_{source_name}")
     silver_key = keys.key(use_case, keys.LAKEHOUSE, f"silver_{source_name}")
     quarantine_key = keys.key(use_case, keys.LAKEHOUSE, f"quarantine_{source_name}")
+    events_key = keys.key(use_case, keys.LAKEHOUSE, f"silver_{use_case.events_name}")
     common = keys.common(use_case, keys.LAKEHOUSE, "spark", "delta")
+    descriptions = {
+        quality.RECONCILIATION: "every day: rows in = rows accepted + rows quarantined",
+        quality.QUARANTINE_RATE: f"share of a day's rows quarantined (warn above "
+        f"{source.checks.quarantine_rate_warn:.0%}, error above "
+        f"{source.checks.quarantine_rate_error:.0%})",
+        quality.FRESHNESS: f"each day's snapshot holds events from its last "
+        f"{source.checks.freshness_hours:g} hours",
+        quality.ROW_COUNT: f"each day's row count within {source.checks.row_count_min_ratio}x.."
+        f"{source.checks.row_count_max_ratio}x of the trailing "
+        f"{source.checks.row_count_window_days}-day mean",
+        quality.UNIQUE_ACROSS_DAYS: f"each {source.key} arrives on one day only",
+    }
 
     @dg.multi_asset(
         name=f"{use_case.name}__silver_{source_name}",
         specs=[
             dg.AssetSpec(silver_key, deps=[bronze_key],
                          description=f"Silver {source_name}: typed, validated against the "
-                         "use case's contract, one row per key.",
+                         "use case's contract, one row per key and snapshot.",
                          **common),
             dg.AssetSpec(quarantine_key, deps=[bronze_key],
                          description=f"Rows of {source_name} that broke a contract rule, with "
                          "every reason and the snapshot they came from.",
                          **common),
         ],
-        check_specs=[
-            dg.AssetCheckSpec(RECONCILIATION_CHECK, asset=silver_key, blocking=True,
-                              description="rows in = rows accepted + rows quarantined"),
-        ],
+        check_specs=[dg.AssetCheckSpec(name, asset=silver_key, blocking=True,
+                                       description=descriptions[name]) for name in CHECKS],
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -77,51 +90,103 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         from pyspark.sql import functions as F
 
         start, end = window_of(context)
+        days = list(context.partition_keys)
         session = spark.session()
         bronze = read_window(session, lakehouse.path(bronze_key), start, end)
-        rows_in = bronze.count()
         silver_df, quarantine_df = _split(bronze, source)
-        quarantine_df = quarantine_df.cache()
+        run_id = context.run.run_id
         silver_commit = replace_window(silver_df, lakehouse.path(silver_key), start, end,
-                                       run_id=context.run.run_id, merge_schema=True)
+                                       run_id=run_id, merge_schema=True)
         quarantine_commit = replace_window(quarantine_df, lakehouse.path(quarantine_key),
-                                           start, end, run_id=context.run.run_id)
-        accepted, quarantined = silver_commit.rows_written, quarantine_commit.rows_written
-        reasons = (quarantine_df.select(F.explode("reasons").alias("reason"))
-                   .groupBy("reason").count().orderBy(F.desc("count")).limit(20).collect()
-                   if quarantined else [])
-        examples = (quarantine_df.select("reasons", "record").limit(5).collect()
-                    if quarantined else [])
-        quarantine_df.unpersist()
-        reason_table = "\n".join(
-            ["| rule broken | rows |", "|---|---:|"]
-            + [f"| {r['reason']} | {r['count']} |" for r in reasons]
-        ) if reasons else "no rows quarantined"
-        rate = quarantined / rows_in if rows_in else 0.0
-        yield dg.MaterializeResult(asset_key=silver_key, metadata={
-            "rows_in": dg.MetadataValue.int(rows_in),
-            "rows_accepted": dg.MetadataValue.int(accepted),
-            "rows_quarantined": dg.MetadataValue.int(quarantined),
-            "quarantine_rate": dg.MetadataValue.float(round(rate, 6)),
+                                           start, end, run_id=run_id)
+
+        # Counts from what was written, independently of one another.
+        written = read_window(session, lakehouse.path(silver_key), start, end)
+        quarantined = read_window(session, lakehouse.path(quarantine_key), start, end)
+        rows_in = _counts(bronze, F.count("*").alias("n"))
+        accepted = _counts(written, F.count("*").alias("n"),
+                           F.max(source.event_time).alias("newest"))
+        rejected = _counts(quarantined, F.count("*").alias("n"))
+        per_day = {d: quality.DayCounts(
+            rows_in=rows_in[d]["n"] if d in rows_in else 0,
+            accepted=accepted[d]["n"] if d in accepted else 0,
+            quarantined=rejected[d]["n"] if d in rejected else 0) for d in days}
+        reasons = [(r["reason"], r["count"]) for r in
+                   quarantined.select(F.explode("reasons").alias("reason"))
+                   .groupBy("reason").count().orderBy(F.desc("count"), "reason").limit(25)
+                   .collect()]
+        examples: dict[str, list[str]] = {}
+        if reasons:
+            for row in (quarantined.select(F.explode("reasons").alias("reason"), "record")
+                        .where(F.col("reason").isin([r for r, _ in reasons]))
+                        .limit(EXAMPLES_PER_RULE * len(reasons) * 4).collect()):
+                bucket = examples.setdefault(row["reason"], [])
+                if len(bucket) < EXAMPLES_PER_RULE:
+                    bucket.append(row["record"])
+        history_start = min(days)
+        trailing = _counts(
+            read_table(session, lakehouse.path(bronze_key)).where(
+                F.col("ds") >= F.date_sub(F.lit(history_start).cast("date"),
+                                          source.checks.row_count_window_days))
+            .where(F.col("ds") <= F.lit(end).cast("date")), F.count("*").alias("n"))
+        window_keys = written.select(source.key).distinct()
+        repeated = (read_table(session, lakehouse.path(silver_key))
+                    .select(source.key, "ds").distinct().groupBy(source.key).count()
+                    .where("count > 1").join(window_keys, source.key))
+        dup_examples = [r[source.key] for r in repeated.limit(5).collect()]
+        dup_count = repeated.count() if dup_examples else 0
+
+        outcomes = [
+            quality.reconcile(per_day),
+            quality.quarantine_rate(per_day, reasons, examples, source.checks),
+            quality.freshness({d: accepted[d]["newest"] if d in accepted else None
+                               for d in days}, source.checks),
+            quality.row_count({d: r["n"] for d, r in trailing.items()}, days, source.checks),
+            quality.unique_across_days(source.key, dup_count, dup_examples, source.checks),
+        ]
+        total_in = sum(c.rows_in for c in per_day.values())
+        total_q = sum(c.quarantined for c in per_day.values())
+        silver_metadata = {
+            "rows_in": dg.MetadataValue.int(total_in),
+            "rows_accepted": dg.MetadataValue.int(sum(c.accepted for c in per_day.values())),
+            "rows_quarantined": dg.MetadataValue.int(total_q),
+            "quarantine_rate": dg.MetadataValue.float(
+                round(total_q / total_in, 6) if total_in else 0.0),
             "delta_version": dg.MetadataValue.int(silver_commit.version),
             "window": dg.MetadataValue.text(f"{start} .. {end}"),
+            "per_day": dg.MetadataValue.md(outcomes[0].metadata["per_day"]),
             "path": dg.MetadataValue.path(str(lakehouse.path(silver_key))),
-        })
+        }
+        if source.role == "labels":
+            silver_metadata["event_days"] = dg.MetadataValue.json(
+                _event_days(session, written, lakehouse.path(events_key),
+                            use_case.events.key))
+        yield dg.MaterializeResult(asset_key=silver_key, metadata=silver_metadata)
         yield dg.MaterializeResult(asset_key=quarantine_key, metadata={
-            "rows": dg.MetadataValue.int(quarantined),
-            "reasons": dg.MetadataValue.md(reason_table),
-            "examples": dg.MetadataValue.json(
-                [{"reasons": list(e["reasons"]), "record": e["record"]} for e in examples]),
+            "rows": dg.MetadataValue.int(total_q),
+            "rules_broken": dg.MetadataValue.md(outcomes[1].metadata["rules_broken"]),
+            "examples": dg.MetadataValue.json(examples),
             "delta_version": dg.MetadataValue.int(quarantine_commit.version),
             "path": dg.MetadataValue.path(str(lakehouse.path(quarantine_key))),
         })
-        yield dg.AssetCheckResult(
-            asset_key=silver_key,
-            check_name=RECONCILIATION_CHECK,
-            passed=rows_in == accepted + quarantined,
-            metadata={"rows_in": rows_in, "rows_accepted": accepted,
-                      "rows_quarantined": quarantined,
-                      "unaccounted": rows_in - accepted - quarantined},
-        )
+        for outcome in outcomes:
+            yield dg.AssetCheckResult(
+                asset_key=silver_key, check_name=outcome.name, passed=outcome.passed,
+                severity=(dg.AssetCheckSeverity.ERROR if outcome.severity == "error"
+                          else dg.AssetCheckSeverity.WARN),
+                description=outcome.description,
+                metadata={k: (dg.MetadataValue.md(v) if isinstance(v, str) and "|" in v else v)
+                          for k, v in outcome.metadata.items()})
 
     return silver
+
+
+def _event_days(session, labels, events_path, key: str) -> list[str]:
+    """The event days whose rows these labels belong to (what their arrival changes)."""
+    from lakeloop.lakehouse import is_delta_table
+
+    if not is_delta_table(events_path):
+        return []
+    events = read_table(session, events_path).select(key, "ds").withColumnRenamed("ds", "_d")
+    rows = labels.select(key).join(events, key).select("_d").distinct().collect()
+    return sorted(r["_d"].isoformat() for r in rows)

@@ -1,12 +1,28 @@
 """The training set: labelled events joined point-in-time to their features through Feast."""
 
+import tempfile
 import time
+from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from lakeloop import keys
-from lakeloop.features import FeastResource, feature_service_name, spark_guard
-from lakeloop.lakehouse import LakehouseResource, latest_version, overwrite_table, read_table
+from lakeloop.features import (
+    FeastResource,
+    feature_service_name,
+    hand_written_objects,
+    pinned_store,
+    spark_guard,
+    use_case_objects,
+)
+from lakeloop.lakehouse import (
+    LakehouseResource,
+    commit_metadata,
+    latest_version,
+    overwrite_table,
+    read_table,
+)
 from lakeloop.spark import SparkResource
 from lakeloop.usecase import UseCase
 
@@ -14,37 +30,37 @@ LABEL = "label"
 EVENT_TIMESTAMP = "event_timestamp"
 
 
-def labelled_events(events, labels, use_case: UseCase):
-    """Events with a known outcome, the latest outcome per key, in the training window."""
-    from pyspark.sql import Window
+class TrainingSetConfig(dg.Config):
+    """Leave empty to read the latest data; name an earlier training-set version to rebuild
+    it from exactly the table versions it recorded (Delta time travel)."""
+
+    rebuild_version: int | None = Field(
+        default=None, description="a training_set Delta version to rebuild exactly")
+
+
+def entity_rows(labeled, use_case: UseCase):
+    """Labelled events in the training window, as Feast's entity frame."""
     from pyspark.sql import functions as F
 
     src = use_case.events
-    latest = Window.partitionBy(src.key).orderBy(F.col(use_case.labels.event_time).desc())
-    outcome = (labels.withColumn("_n", F.row_number().over(latest)).where("_n = 1")
-               .select(src.key, F.col(use_case.label.column).alias("_label")))
-    joined = events.join(outcome, on=src.key, how="inner")
-    positive = F.lit(use_case.label.positive).cast(joined.schema["_label"].dataType)
-    entity_df = joined.select(
+    rows = labeled.where(F.col(LABEL).isNotNull()).select(
         F.col(use_case.entity.join_key),
         F.col(src.event_time).alias(EVENT_TIMESTAMP),
         F.col(src.key),
-        (F.col("_label") == positive).cast("int").alias(LABEL),
+        F.col(LABEL),
         *[F.col(c) for c in use_case.features.request],
         *[F.col(c) for c in use_case.protected_attributes],
         F.col("_snapshot_hash"),
     )
-    newest = entity_df.agg(F.max(EVENT_TIMESTAMP)).first()[0]
+    newest = rows.agg(F.max(EVENT_TIMESTAMP)).first()[0]
     if newest is None:
-        return entity_df
-    days = use_case.model.training_window_days
-    since = F.lit(newest) - F.expr(f"INTERVAL {days} DAYS")
-    return entity_df.where(F.col(EVENT_TIMESTAMP) >= since)
+        return rows
+    since = F.lit(newest) - F.expr(f"INTERVAL {use_case.model.training_window_days} DAYS")
+    return rows.where(F.col(EVENT_TIMESTAMP) >= since)
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
-    events_key = keys.key(use_case, keys.LAKEHOUSE, f"silver_{use_case.events_name}")
-    labels_key = keys.key(use_case, keys.LAKEHOUSE, f"silver_{use_case.labels_name}")
+    labeled_key = keys.key(use_case, keys.LAKEHOUSE, use_case.labeled_table)
     gold_key = keys.key(use_case, keys.LAKEHOUSE, use_case.gold_table)
     registry_key = keys.key(use_case, keys.FEATURES, "feast_registry")
 
@@ -52,36 +68,45 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         key=keys.key(use_case, keys.TRAINING, "training_set"),
         description="Labelled events with their features as of each event's own time "
         "(point-in-time correct, through Feast), versioned in Delta.",
-        deps=[events_key, labels_key, gold_key, registry_key],
+        deps=[dg.AssetDep(labeled_key, partition_mapping=dg.AllPartitionMapping()),
+              dg.AssetDep(gold_key, partition_mapping=dg.AllPartitionMapping()),
+              registry_key],
         **keys.common(use_case, keys.TRAINING, "feast", "spark", "delta"),
     )
-    def training_set(context: dg.AssetExecutionContext, spark: SparkResource,
-                     feast: FeastResource, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+    def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
+                     spark: SparkResource, feast: FeastResource,
+                     lakehouse: LakehouseResource) -> dg.MaterializeResult:
         from pyspark.sql import functions as F
 
         session = spark.session()
-        versions = {
-            "events": latest_version(session, lakehouse.path(events_key)),
-            "labels": latest_version(session, lakehouse.path(labels_key)),
-            "gold": latest_version(session, lakehouse.path(gold_key)),
-        }
-        source_versions = {
-            "silver_" + use_case.events_name: versions["events"],
-            "silver_" + use_case.labels_name: versions["labels"],
-            use_case.gold_table: versions["gold"],
-        }
-        events = read_table(session, lakehouse.path(events_key), versions["events"])
-        labels = read_table(session, lakehouse.path(labels_key), versions["labels"])
-        entity_df = labelled_events(events, labels, use_case)
-        store = feast.store()
-        service = store.get_feature_service(feature_service_name(use_case))
+        path = lakehouse.path(context.asset_key)
+        if config.rebuild_version is not None:
+            recorded = commit_metadata(session, path, config.rebuild_version)
+            if "source_versions" not in recorded:
+                raise dg.Failure(f"training_set version {config.rebuild_version} recorded no "
+                                 "source versions; it cannot be rebuilt exactly")
+            versions = {k: int(v) for k, v in recorded["source_versions"].items()}
+        else:
+            versions = {
+                use_case.labeled_table: latest_version(session, lakehouse.path(labeled_key)),
+                use_case.gold_table: latest_version(session, lakehouse.path(gold_key)),
+            }
+        labeled = read_table(session, lakehouse.path(labeled_key),
+                             versions[use_case.labeled_table])
+        entity_df = entity_rows(labeled, use_case)
+        # Feast reads the gold table at the version recorded above, never "whatever is
+        # latest by then": the lineage below is exactly what was read.
+        objects = use_case_objects(use_case, lakehouse.uri(gold_key),
+                                   gold_version=versions[use_case.gold_table])
+        extra = hand_written_objects(Path(feast.repo_path), use_case) if feast.repo_path else []
         started = time.perf_counter()
-        with spark_guard(session):
-            joined = store.get_historical_features(entity_df=entity_df, features=service)
-            df = joined.to_spark_df()
-            path = lakehouse.path(context.asset_key)
-            lineage = {"source_versions": source_versions,
-                       "feature_service": service.name}
+        with tempfile.TemporaryDirectory() as tmp, spark_guard(session):
+            store = pinned_store([*objects, *extra], Path(tmp))
+            service = store.get_feature_service(feature_service_name(use_case))
+            df = store.get_historical_features(entity_df=entity_df, features=service)\
+                .to_spark_df()
+            lineage = {"source_versions": versions, "feature_service": service.name,
+                       "rebuilt_from": config.rebuild_version}
             commit = overwrite_table(df, path, run_id=context.run.run_id, lineage=lineage)
         seconds = time.perf_counter() - started
         stats = read_table(session, path, commit.version).agg(
@@ -94,7 +119,9 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
             "window": dg.MetadataValue.text(f"{stats['first']} .. {stats['last']}"),
             "delta_version": dg.MetadataValue.int(commit.version),
             "feature_service": dg.MetadataValue.text(service.name),
-            "source_versions": dg.MetadataValue.json(source_versions),
+            "source_versions": dg.MetadataValue.json(versions),
+            "rebuilt_from_version": dg.MetadataValue.int(config.rebuild_version)
+            if config.rebuild_version is not None else dg.MetadataValue.text("no"),
             "retrieval_s": dg.MetadataValue.float(round(seconds, 3)),
             "path": dg.MetadataValue.path(str(path)),
         })

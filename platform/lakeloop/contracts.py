@@ -53,10 +53,10 @@ def apply_contract(bronze: DataFrame, source: Source) -> DataFrame:
     """Typed columns for the contract, plus ``_violations`` (array of reasons, maybe empty).
 
     ``bronze`` holds every contract column as a string, plus ``_row`` (the row's position in
-    its snapshot) and ``_snapshot_hash``. Unique keys are checked within the window: the
-    first delivery of a key wins, later rows with the same key are quarantined.
+    its snapshot) and ``ds``. A unique key is unique within each day's snapshot: its first
+    row wins and later rows with the same key are quarantined. (Uniqueness across days is a
+    table-level check, so a backfill and day-by-day runs quarantine the same rows.)
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     checks = []
@@ -71,14 +71,19 @@ def apply_contract(bronze: DataFrame, source: Source) -> DataFrame:
     df = bronze.select(*typed_cols, *[F.col(f"`{c}`") for c in passthrough])
     df = df.withColumn(VIOLATIONS, F.filter(F.array(*checks), lambda x: x.isNotNull()))
     for name, column in source.columns.items():
-        if column.unique:
-            order = Window.partitionBy(name).orderBy(F.col("ds"), F.col("_snapshot_hash"),
-                                                     F.col(ROW))
-            dup = F.col(name).isNotNull() & (F.row_number().over(order) > 1)
-            df = df.withColumn(
-                VIOLATIONS,
-                F.when(dup, F.array_append(F.col(VIOLATIONS),
-                                           F.lit(f"{name}: duplicate key")))
-                .otherwise(F.col(VIOLATIONS)),
-            )
+        if not column.unique:
+            continue
+        # Duplicates are rare: find the repeated keys with a small aggregate, then rank only
+        # the rows of those keys (a window over every row would shuffle the whole table).
+        repeated = (df.where(F.col(name).isNotNull()).groupBy(name, "ds")
+                    .agg(F.count("*").alias("_n"), F.min(ROW).alias("_first_row"))
+                    .where("_n > 1").drop("_n"))
+        df = (df.join(repeated, on=[name, "ds"], how="left")
+              .withColumn(
+                  VIOLATIONS,
+                  F.when(F.col("_first_row").isNotNull() & (F.col(ROW) != F.col("_first_row")),
+                         F.array_append(F.col(VIOLATIONS),
+                                        F.lit(f"{name}: duplicate key in the same snapshot")))
+                  .otherwise(F.col(VIOLATIONS)))
+              .drop("_first_row"))
     return df

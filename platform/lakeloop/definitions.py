@@ -17,12 +17,12 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 def use_case_assets(use_case: UseCase) -> list:
     from assets.deployment import seldon, traffic
     from assets.features import feast_store
-    from assets.lakehouse import bronze, gold, silver
+    from assets.lakehouse import bronze, gold, labeled, silver
     from assets.monitoring import drift, inference_log
     from assets.raw import snapshots
     from assets.training import model, training_set
 
-    modules = (snapshots, bronze, silver, gold, feast_store, training_set, model, seldon,
+    modules = (snapshots, bronze, silver, gold, labeled, feast_store, training_set, model, seldon,
                traffic, inference_log, drift)
     return [a for module in modules for a in module.build(use_case)]
 
@@ -30,6 +30,8 @@ def use_case_assets(use_case: UseCase) -> list:
 def build_definitions(settings: Settings) -> dg.Definitions:
     from jobs import use_case_jobs
     from sensors import drift as drift_sensor
+    from sensors import labels as label_sensor
+    from sensors import landing as landing_sensor
 
     assets, jobs, schedules, sensors = [], [], [], []
     for use_case in load_use_cases(settings.use_case_dirs):
@@ -37,8 +39,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         uc_jobs, uc_schedules = use_case_jobs.build(use_case)
         jobs += uc_jobs
         schedules += uc_schedules
-        retrain = next(j for j in uc_jobs if j.name == use_case_jobs.retrain_job_name(use_case))
-        sensors.append(drift_sensor.build(use_case, retrain))
+        by_name = {j.name: j for j in uc_jobs}
+        sensors += [
+            drift_sensor.build(use_case, by_name[use_case_jobs.retrain_job_name(use_case)]),
+            label_sensor.build(use_case),
+            landing_sensor.build(use_case, by_name[use_case_jobs.ingest_job_name(use_case)],
+                                 settings),
+        ]
     return dg.Definitions(
         assets=assets,
         jobs=jobs,

@@ -49,8 +49,13 @@ def feature_refs(use_case: UseCase) -> list[str]:
     return [f"{feature_view_name(use_case)}:{f}" for f in use_case.entity_features]
 
 
-def use_case_objects(use_case: UseCase, gold_path: str) -> list[Any]:
-    """Entity, source, feature view and feature service for one use case."""
+def use_case_objects(use_case: UseCase, gold_path: str,
+                     gold_version: int | None = None) -> list[Any]:
+    """Entity, source, feature view and feature service for one use case.
+
+    With ``gold_version`` the source reads that Delta version of the gold table (time
+    travel), so a training set can be rebuilt from exactly the data it was built from.
+    """
     from feast import Entity, FeatureService, FeatureView, Field, ValueType
     from feast import types as feast_types
     from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
@@ -63,7 +68,8 @@ def use_case_objects(use_case: UseCase, gold_path: str) -> list[Any]:
     source = SparkSource(
         name=source_name(use_case),
         path=gold_path,
-        table_format=DeltaFormat(),
+        table_format=DeltaFormat(properties=(
+            {"versionAsOf": str(gold_version)} if gold_version is not None else {})),
         timestamp_field="event_timestamp",
         created_timestamp_column="created_timestamp",
         date_partition_column="ds",
@@ -147,6 +153,24 @@ class FeastResource(dg.ConfigurableResource):
             if key not in _STORES:
                 _STORES[key] = FeatureStore(config=self.repo_config())
             return _STORES[key]
+
+
+def pinned_store(objects: list[Any], directory: Path):
+    """A throwaway store whose registry holds ``objects`` (for example a source pinned to a
+    Delta version): historical retrieval against exactly those definitions."""
+    from feast import FeatureStore, RepoConfig
+    from feast.repo_config import RegistryConfig
+
+    directory.mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(config=RepoConfig(
+        project="lakeloop_pinned", provider="local",
+        registry=RegistryConfig(registry_type="file", path=str(directory / "registry.db"),
+                                cache_ttl_seconds=0),
+        offline_store={"type": "spark"},
+        online_store={"type": "sqlite", "path": str(directory / "online.db")},
+        entity_key_serialization_version=3))
+    store.apply(objects)
+    return store
 
 
 @contextlib.contextmanager

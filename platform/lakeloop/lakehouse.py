@@ -41,6 +41,23 @@ def window_predicate(start: str, end: str, column: str = PARTITION_COLUMN) -> st
     return f"{column} >= DATE'{start_d.isoformat()}' AND {column} <= DATE'{end_d.isoformat()}'"
 
 
+def days_predicate(days: list[str], column: str = PARTITION_COLUMN) -> str:
+    """SQL predicate for exactly these days (validated ISO dates), as ranges where contiguous."""
+    parsed = sorted({dt.date.fromisoformat(d) for d in days})
+    if not parsed:
+        raise ValueError("no days given")
+    ranges, start = [], parsed[0]
+    for prev, cur in zip(parsed, parsed[1:], strict=False):
+        if (cur - prev).days != 1:
+            ranges.append((start, prev))
+            start = cur
+    ranges.append((start, parsed[-1]))
+    return " OR ".join(
+        f"({column} = DATE'{a.isoformat()}')" if a == b else
+        f"({column} >= DATE'{a.isoformat()}' AND {column} <= DATE'{b.isoformat()}')"
+        for a, b in ranges)
+
+
 def is_delta_table(path: Path | str) -> bool:
     return (Path(path) / "_delta_log").is_dir()
 
@@ -65,10 +82,24 @@ def replace_window(
     Rows outside the window are rejected by Delta (replaceWhere constraint check), so a bug
     cannot overwrite a neighbour's partitions. Returns the committed version and row count.
     """
+    return replace_days(df, path, window_predicate(start, end), run_id=run_id,
+                        merge_schema=merge_schema, lineage=lineage)
+
+
+def replace_days(
+    df: DataFrame,
+    path: Path | str,
+    predicate: str,
+    *,
+    run_id: str | None = None,
+    merge_schema: bool = False,
+    lineage: dict | None = None,
+) -> Commit:
+    """Replace the partitions matching ``predicate`` (see days_predicate) in one commit."""
     writer = (
         df.write.format("delta")
         .mode("overwrite")
-        .option("replaceWhere", window_predicate(start, end))
+        .option("replaceWhere", predicate)
         .partitionBy(PARTITION_COLUMN)
     )
     if merge_schema:

@@ -6,6 +6,7 @@ Kubernetes the same resource points at a Spark Connect endpoint or a ``k8s://`` 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,22 @@ LOCAL_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.adaptive.enabled": "true",
 }
+
+
+@contextlib.contextmanager
+def session_conf(session: SparkSession, settings: dict[str, str]):
+    """Set runtime SQL settings for the actions inside the block, then restore them."""
+    before = {k: session.conf.get(k, None) for k in settings}
+    for key, value in settings.items():
+        session.conf.set(key, value)
+    try:
+        yield session
+    finally:
+        for key, value in before.items():
+            if value is None:
+                session.conf.unset(key)
+            else:
+                session.conf.set(key, value)
 
 
 class JarsMissingError(RuntimeError):

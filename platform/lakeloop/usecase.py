@@ -37,6 +37,28 @@ class Column(_Strict):
     description: str = ""
 
 
+Severity = Literal["warn", "error"]
+
+
+class SourceChecks(_Strict):
+    """Table-level data contract of a source, checked on every window it loads.
+
+    Errors block everything downstream; warnings show in the UI and let the run go on.
+    """
+
+    quarantine_rate_warn: float = Field(default=0.01, ge=0, le=1)
+    quarantine_rate_error: float = Field(default=0.10, ge=0, le=1)
+    freshness_hours: float = Field(
+        default=48, gt=0,
+        description="the newest event of day D's snapshot is at most this old at D's end")
+    freshness_severity: Severity = "warn"
+    row_count_window_days: int = Field(default=14, ge=1)
+    row_count_min_ratio: float = Field(default=0.5, ge=0)
+    row_count_max_ratio: float = Field(default=2.0, gt=0)
+    row_count_severity: Severity = "warn"
+    unique_across_days_severity: Severity = "warn"
+
+
 class Source(_Strict):
     """A feed of daily snapshot files dropped in ``<data root>/landing/<use case>/<source>/``."""
 
@@ -45,6 +67,7 @@ class Source(_Strict):
     key: str
     event_time: str
     columns: dict[str, Column]
+    checks: SourceChecks = SourceChecks()
     description: str = ""
 
     @model_validator(mode="after")
@@ -216,6 +239,10 @@ class UseCase(_Strict):
     @property
     def gold_table(self) -> str:
         return f"gold_{self.entity.name}_features"
+
+    @property
+    def labeled_table(self) -> str:
+        return f"labeled_{self.events_name}"
 
     def feature_service_name(self, version: int = 1) -> str:
         return f"{self.name}_v{version}"

@@ -1,0 +1,143 @@
+"""Table-level data-contract checks as pure functions over per-day statistics.
+
+Each returns an Outcome with a severity: ``error`` outcomes block everything downstream,
+``warn`` outcomes show in the UI and let the run go on. Messages name the column, the rule,
+the number of rows and give examples.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from statistics import mean
+from typing import Any
+
+from lakeloop.usecase import SourceChecks
+
+RECONCILIATION = "rows_reconcile"
+QUARANTINE_RATE = "quarantine_rate"
+FRESHNESS = "freshness"
+ROW_COUNT = "row_count_anomaly"
+UNIQUE_ACROSS_DAYS = "key_unique_across_days"
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    rows_in: int
+    accepted: int
+    quarantined: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    passed: bool
+    severity: str  # "warn" or "error": how a failure counts
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def reconcile(per_day: dict[str, DayCounts]) -> Outcome:
+    broken = {d: c for d, c in per_day.items() if c.rows_in != c.accepted + c.quarantined}
+    rows = [[d, c.rows_in, c.accepted, c.quarantined, c.rows_in - c.accepted - c.quarantined]
+            for d, c in sorted(per_day.items())]
+    if broken:
+        text = "; ".join(f"{d}: {c.rows_in} in, {c.accepted} accepted, {c.quarantined} "
+                         f"quarantined" for d, c in sorted(broken.items()))
+        description = f"rows unaccounted for on {len(broken)} day(s): {text}"
+    else:
+        description = (f"every row accounted for on {len(per_day)} day(s): "
+                       f"{sum(c.rows_in for c in per_day.values())} in = "
+                       f"{sum(c.accepted for c in per_day.values())} accepted + "
+                       f"{sum(c.quarantined for c in per_day.values())} quarantined")
+    return Outcome(RECONCILIATION, not broken, "error", description, {
+        "per_day": _table(["day", "in", "accepted", "quarantined", "unaccounted"], rows),
+        "days_unreconciled": len(broken)})
+
+
+def quarantine_rate(per_day: dict[str, DayCounts], reasons: list[tuple[str, int]],
+                    examples: dict[str, list[str]], checks: SourceChecks) -> Outcome:
+    rates = {d: (c.quarantined / c.rows_in if c.rows_in else 0.0) for d, c in per_day.items()}
+    worst_day = max(rates, key=rates.get) if rates else None
+    worst = rates.get(worst_day, 0.0) if worst_day else 0.0
+    total_in = sum(c.rows_in for c in per_day.values())
+    total_q = sum(c.quarantined for c in per_day.values())
+    reason_rows = [[r, n, "; ".join(examples.get(r, [])[:2])] for r, n in reasons]
+    detail = ", ".join(f"{r} ({n} rows)" for r, n in reasons[:5])
+    if worst > checks.quarantine_rate_error:
+        severity, passed = "error", False
+        head = (f"{worst:.1%} of {worst_day}'s rows quarantined, above the error threshold "
+                f"{checks.quarantine_rate_error:.1%}")
+    elif worst > checks.quarantine_rate_warn:
+        severity, passed = "warn", False
+        head = (f"{worst:.1%} of {worst_day}'s rows quarantined, above the warning threshold "
+                f"{checks.quarantine_rate_warn:.1%}")
+    else:
+        severity, passed = "error", True
+        head = f"{total_q} of {total_in} rows quarantined (at most {worst:.2%} a day)"
+    return Outcome(QUARANTINE_RATE, passed, severity,
+                   head + (f": {detail}" if detail else ""), {
+                       "quarantined": total_q, "rows_in": total_in,
+                       "worst_day_rate": round(worst, 6),
+                       "rules_broken": _table(["rule broken", "rows", "examples"], reason_rows)
+                       if reason_rows else "none"})
+
+
+def freshness(newest_event: dict[str, dt.datetime | None], checks: SourceChecks) -> Outcome:
+    limit = dt.timedelta(hours=checks.freshness_hours)
+    stale = {}
+    for day, newest in sorted(newest_event.items()):
+        day_end = dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1),
+                                      dt.time())
+        if newest is None or day_end - newest.replace(tzinfo=None) > limit:
+            stale[day] = newest
+    text = "; ".join(f"{d}: newest event {n or 'none'}" for d, n in stale.items())
+    return Outcome(FRESHNESS, not stale, checks.freshness_severity,
+                   (f"{len(stale)} day(s) deliver no event newer than {checks.freshness_hours:g}h "
+                    f"before the day's end: {text}") if stale else
+                   f"every day's snapshot holds events from its last {checks.freshness_hours:g}h",
+                   {"stale_days": len(stale)})
+
+
+def row_count(rows_by_day: dict[str, int], window: list[str], checks: SourceChecks) -> Outcome:
+    """Each day of ``window`` against the mean of the trailing days before it."""
+    history = dict(sorted(rows_by_day.items()))
+    odd, judged = [], 0
+    for day in window:
+        d = dt.date.fromisoformat(day)
+        trailing = [n for k, n in history.items()
+                    if d - dt.timedelta(days=checks.row_count_window_days)
+                    <= dt.date.fromisoformat(k) < d]
+        if len(trailing) < 3:
+            continue
+        judged += 1
+        expected = mean(trailing)
+        ratio = history.get(day, 0) / expected if expected else 1.0
+        if not checks.row_count_min_ratio <= ratio <= checks.row_count_max_ratio:
+            odd.append((day, history.get(day, 0), round(expected, 1), round(ratio, 2)))
+    if judged == 0:
+        return Outcome(ROW_COUNT, True, checks.row_count_severity,
+                       "not enough history yet (3 trailing days needed)", {"days_judged": 0})
+    text = "; ".join(f"{d}: {n} rows vs {e} expected ({r}x)" for d, n, e, r in odd)
+    return Outcome(ROW_COUNT, not odd, checks.row_count_severity,
+                   (f"{len(odd)} day(s) outside {checks.row_count_min_ratio}x.."
+                    f"{checks.row_count_max_ratio}x of the trailing "
+                    f"{checks.row_count_window_days}-day mean: {text}") if odd else
+                   f"{judged} day(s) within {checks.row_count_min_ratio}x.."
+                   f"{checks.row_count_max_ratio}x of their trailing mean",
+                   {"days_judged": judged, "days_outside": len(odd)})
+
+
+def unique_across_days(key: str, duplicates: int, examples: list[str],
+                       checks: SourceChecks) -> Outcome:
+    return Outcome(UNIQUE_ACROSS_DAYS, duplicates == 0, checks.unique_across_days_severity,
+                   (f"{key}: {duplicates} key(s) of this window also arrived on another day "
+                    f"(e.g. {', '.join(examples[:3])}); readers take the latest delivery")
+                   if duplicates else f"{key}: every key of this window arrived on one day only",
+                   {"keys_on_several_days": duplicates})

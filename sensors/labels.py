@@ -1,0 +1,80 @@
+"""The label sensor: newly arrived outcomes re-materialise exactly the event days they label."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+
+from lakeloop import keys
+from lakeloop.usecase import UseCase
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+BATCH = 200
+
+
+def sensor_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_label_sensor"
+
+
+def contiguous(days: list[str]) -> list[tuple[str, str]]:
+    """[("2026-09-01", "2026-09-03"), ...] for sorted days, split where a day is missing."""
+    parsed = sorted({dt.date.fromisoformat(d) for d in days})
+    out = []
+    for day in parsed:
+        if out and (day - dt.date.fromisoformat(out[-1][1])).days == 1:
+            out[-1] = (out[-1][0], day.isoformat())
+        else:
+            out.append((day.isoformat(), day.isoformat()))
+    return out
+
+
+def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunRequest], dict]:
+    labeled_key = keys.key(use_case, keys.LAKEHOUSE, use_case.labeled_table)
+    days, sources = set(), set()
+    for record in records:
+        cursor["storage_id"] = max(cursor.get("storage_id", 0), record.storage_id)
+        mat = record.asset_materialization
+        entry = mat.metadata.get("event_days") if mat else None
+        if entry is None:
+            continue
+        days.update(entry.value)
+        if mat.partition:
+            sources.add(mat.partition)
+    requests = []
+    for first, last in contiguous(sorted(days)):
+        requests.append(dg.RunRequest(
+            run_key=f"{use_case.name}-labels-{first}-{last}-{cursor['storage_id']}",
+            asset_selection=[labeled_key],
+            tags={RANGE_START: first, RANGE_END: last, "lakeloop/trigger": "labels",
+                  "lakeloop/label_days": ",".join(sorted(sources)), "use_case": use_case.name},
+        ))
+    return requests, cursor
+
+
+def build(use_case: UseCase) -> dg.SensorDefinition:
+    labels_key = keys.key(use_case, keys.LAKEHOUSE, f"silver_{use_case.labels_name}")
+    labeled_key = keys.key(use_case, keys.LAKEHOUSE, use_case.labeled_table)
+
+    @dg.sensor(
+        name=sensor_name(use_case),
+        target=[labeled_key],
+        minimum_interval_seconds=60,
+        description=f"When {use_case.labels_name} land, re-materialises the partitions of "
+        f"{use_case.labeled_table} (by event day) that they label, and only those.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def label_sensor(context: dg.SensorEvaluationContext):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        if "storage_id" not in cursor:  # start from now: history was labelled when it ran
+            latest = context.instance.fetch_materializations(labels_key, limit=1)
+            cursor["storage_id"] = latest.records[0].storage_id if latest.records else 0
+            return dg.SensorResult(cursor=json.dumps(cursor),
+                                   skip_reason="watching from the latest outcomes on")
+        result = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=labels_key, after_storage_id=cursor["storage_id"]),
+            limit=BATCH, ascending=True)
+        requests, cursor = evaluate(result.records, cursor, use_case)
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor),
+                               skip_reason=None if requests else "no new outcomes")
+
+    return label_sensor
