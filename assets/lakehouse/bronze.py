@@ -16,8 +16,10 @@ from lakeloop.snapshots import Snapshot, SnapshotError, current, header_of
 from lakeloop.spark import SparkResource, session_conf
 from lakeloop.usecase import Source, UseCase
 
-# Snapshot paths are <raw dir>/ds=<day>/<sha256>.<ext>: lineage comes from the path itself.
+# Snapshot paths are <raw dir>/ds=<day>/<sha256>.<ext>: lineage comes from the path itself,
+# and _source_file keeps the part under the use case's folder, so tables can move.
 _PATH_RE = r"ds=(\d{4}-\d{2}-\d{2})/([0-9a-f]{64})\.\w+$"
+_RELATIVE_RE = r"(raw/[^/]+/ds=\d{4}-\d{2}-\d{2}/[0-9a-f]{64}\.\w+)$"
 
 
 def _bronze(spark, snapshots: list[Snapshot], source: Source):
@@ -51,7 +53,7 @@ def _bronze(spark, snapshots: list[Snapshot], source: Source):
             *[F.col(f"`{c}`").cast("string").alias(c) for c in header],
             row.cast("long").alias("_row"),
             F.regexp_extract(path, _PATH_RE, 2).alias("_snapshot_hash"),
-            path.alias("_source_file"),
+            F.regexp_extract(path, _RELATIVE_RE, 1).alias("_source_file"),
             F.to_date(F.regexp_extract(path, _PATH_RE, 1)).alias("ds"),
         ))
     out = frames[0]

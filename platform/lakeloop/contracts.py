@@ -68,8 +68,9 @@ def apply_contract(bronze: DataFrame, source: Source) -> DataFrame:
         for broken, reason in _rules(name, column, raw, typed):
             checks.append(F.when(F.coalesce(broken, F.lit(False)), F.lit(reason)))
     passthrough = [c for c in bronze.columns if c not in source.columns]
-    df = bronze.select(*typed_cols, *[F.col(f"`{c}`") for c in passthrough])
-    df = df.withColumn(VIOLATIONS, F.filter(F.array(*checks), lambda x: x.isNotNull()))
+    # One projection over bronze: the rules must see the raw text, not the typed values.
+    violations = F.filter(F.array(*checks), lambda x: x.isNotNull()).alias(VIOLATIONS)
+    df = bronze.select(*typed_cols, *[F.col(f"`{c}`") for c in passthrough], violations)
     for name, column in source.columns.items():
         if not column.unique:
             continue

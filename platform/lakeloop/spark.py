@@ -7,6 +7,8 @@ Kubernetes the same resource points at a Spark Connect endpoint or a ``k8s://`` 
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,6 +99,9 @@ class SparkResource(dg.ConfigurableResource):
         settings = dict(DELTA_CONF)
         if self.master.startswith("local"):
             settings.update(LOCAL_CONF)
+            # Python workers run this interpreter (the project's environment), not whatever
+            # python3 is first on PATH; PySpark reads this from the environment only.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         settings["spark.driver.memory"] = self.driver_memory
         settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{_LOG4J}"
         if self.jars_dir:
