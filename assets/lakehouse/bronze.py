@@ -1,5 +1,7 @@
 """Bronze: every snapshot row as delivered (all text), with its lineage columns, in Delta."""
 
+import datetime as dt
+
 import dagster as dg
 
 from lakeloop import keys
@@ -16,45 +18,40 @@ from lakeloop.snapshots import Snapshot, SnapshotError, current, header_of
 from lakeloop.spark import SparkResource, session_conf
 from lakeloop.usecase import Source, UseCase
 
-# Snapshot paths are <raw dir>/ds=<day>/<sha256>.<ext>: lineage comes from the path itself,
-# and _source_file keeps the part under the use case's folder, so tables can move.
-_PATH_RE = r"ds=(\d{4}-\d{2}-\d{2})/([0-9a-f]{64})\.\w+$"
-_RELATIVE_RE = r"(raw/[^/]+/ds=\d{4}-\d{2}-\d{2}/[0-9a-f]{64}\.\w+)$"
-
 
 def _bronze(spark, snapshots: list[Snapshot], source: Source):
     """Every snapshot as one DataFrame: source columns as text plus lineage columns.
 
-    Snapshots with the same header are read in one scan with an explicit all-text schema
-    (no inference pass); a header change (an added column) gets its own scan, and the scans
-    are unioned by name. ``_row`` orders a snapshot's rows and depends only on the file
-    (its split offset plus the position in the split), so a backfill and day-by-day runs
-    write the same values.
+    Each snapshot is read with an explicit all-text schema from its own header (no inference
+    pass), so an added column simply appears; the scans are unioned by name. ``_row`` orders
+    a snapshot's rows and depends only on the file (its split offset plus the position in
+    the split), so a backfill and day-by-day runs write the same values. ``_source_file`` is
+    the path under the use case's folder, so tables can move.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
-    by_header: dict[tuple[str, ...], list[str]] = {}
-    for snap in snapshots:
-        by_header.setdefault(tuple(header_of(snap.path, source.format)), []).append(snap.path)
     frames = []
-    for header, paths in by_header.items():
+    for snap in snapshots:
+        header = header_of(snap.path, source.format)
         if source.format == "csv":
             schema = StructType([StructField(c, StringType()) for c in header])
             df = (spark.read.schema(schema).option("header", True)
-                  .option("mode", "PERMISSIVE").option("encoding", "UTF-8").csv(paths))
+                  .option("mode", "PERMISSIVE").option("encoding", "UTF-8").csv(snap.path))
             row = (F.col("_metadata.file_block_start")
                    + F.expr("monotonically_increasing_id() & 8589934591"))
         else:
-            df = spark.read.parquet(*paths)
+            df = spark.read.parquet(snap.path)
             row = F.col("_metadata.row_index")
-        path = F.col("_metadata.file_path")
+        # One scan per snapshot (an explicit schema costs no job): lineage columns are
+        # literals, not parsed out of every row's file path.
+        relative = snap.path[snap.path.index("/raw/") + 1:] if "/raw/" in snap.path else snap.path
         frames.append(df.select(
             *[F.col(f"`{c}`").cast("string").alias(c) for c in header],
             row.cast("long").alias("_row"),
-            F.regexp_extract(path, _PATH_RE, 2).alias("_snapshot_hash"),
-            F.regexp_extract(path, _RELATIVE_RE, 1).alias("_source_file"),
-            F.to_date(F.regexp_extract(path, _PATH_RE, 1)).alias("ds"),
+            F.lit(snap.sha256).alias("_snapshot_hash"),
+            F.lit(relative).alias("_source_file"),
+            F.lit(dt.date.fromisoformat(snap.ds)).alias("ds"),
         ))
     out = frames[0]
     for df in frames[1:]:
@@ -117,7 +114,8 @@ def _bronze_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         with session_conf(session, {"spark.sql.files.openCostInBytes": str(128 << 20)}):
             commit = replace_days(_bronze(session, todo, source), path,
                                   days_predicate([s.ds for s in todo]),
-                                  run_id=context.run.run_id, merge_schema=True)
+                                  run_id=context.run.run_id, merge_schema=True,
+                                  stats_columns=[])
         return dg.MaterializeResult(metadata={
             "rows": dg.MetadataValue.int(commit.rows_written),
             "days_loaded": dg.MetadataValue.int(len(todo)),

@@ -50,7 +50,8 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         silver = read_window(spark.session(), lakehouse.path(silver_key), start, end)
         path = lakehouse.path(context.asset_key)
         commit = replace_window(_gold(silver, use_case), path, start, end,
-                                run_id=context.run.run_id)
+                                run_id=context.run.run_id,
+                                stats_columns=[use_case.entity.join_key, EVENT_TIMESTAMP])
         return dg.MaterializeResult(metadata={
             "rows": dg.MetadataValue.int(commit.rows_written),
             "delta_version": dg.MetadataValue.int(commit.version),

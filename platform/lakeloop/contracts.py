@@ -1,11 +1,13 @@
 """Data contracts from the use-case file, as Spark expressions.
 
 Every row-level rule yields a reason string when broken; a row with any reason goes to
-quarantine with all of them, so a person sees every problem of a row at once.
+quarantine with all of them, so a person sees every problem of a row at once. The messages
+are built for quarantined rows only: the other rows pay for one boolean.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lakeloop.usecase import Column, Source
@@ -23,7 +25,7 @@ SPARK_TYPES = {
     "date": "date",
 }
 
-VIOLATIONS = "_violations"
+BAD = "_bad"
 ROW = "_row"
 
 
@@ -49,8 +51,77 @@ def _rules(name: str, column: Column, raw: SparkColumn, typed: SparkColumn):
         yield (~typed.isin(*allowed), f"{name}: not one of the allowed values ({shown})")
 
 
-def apply_contract(bronze: DataFrame, source: Source) -> DataFrame:
-    """Typed columns for the contract, plus ``_violations`` (array of reasons, maybe empty).
+@dataclass
+class KeyRepeats:
+    """Rows of a unique column whose key appears more than once in the window."""
+
+    later_rows: DataFrame | None  # (key, ds, _row) of the rows to quarantine, or None
+    keys_on_several_days: list[str]
+
+
+def repeated_keys(bronze: DataFrame, column: str, collect_limit: int = 200_000) -> KeyRepeats:
+    """Find repeated keys with one aggregation over the key column, then look only at the
+    (few) rows of those keys: the full rows are never shuffled.
+
+    Within a day's snapshot the first row of a key wins and later ones are quarantined;
+    keys seen on several days of the window are reported (a table-level check).
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    spark = bronze.sparkSession
+    trimmed = F.nullif(F.trim(F.col(f"`{column}`")), F.lit(""))
+    keys = bronze.select(trimmed.alias("_k"), "ds", ROW).where(F.col("_k").isNotNull())
+    multi = keys.groupBy("_k").count().where("count > 1").select("_k")
+    found = multi.limit(collect_limit + 1).collect()
+    if not found:
+        return KeyRepeats(None, [])
+    if len(found) > collect_limit:  # pathological feed: do it all in Spark
+        first = F.min(ROW).over(Window.partitionBy("_k", "ds"))
+        later = (keys.withColumn("_first", first).where(F.col(ROW) != F.col("_first"))
+                 .select(F.col("_k").alias(column), "ds", ROW))
+        several = (keys.groupBy("_k").agg(F.countDistinct("ds").alias("_d")).where("_d > 1")
+                   .limit(1000).collect())
+        return KeyRepeats(later, [r["_k"] for r in several])
+    wanted = spark.createDataFrame([(r["_k"],) for r in found], "_k string")
+    rows = keys.join(F.broadcast(wanted), "_k", "left_semi").collect()
+    by_key: dict[str, list] = {}
+    for r in rows:
+        by_key.setdefault(r["_k"], []).append((r["ds"], r[ROW]))
+    later, several = [], []
+    for key, seen in by_key.items():
+        days = {}
+        for ds, row in sorted(seen):
+            if ds in days:
+                later.append((key, ds, row))
+            else:
+                days[ds] = row
+        if len(days) > 1:
+            several.append(key)
+    later_df = (F.broadcast(spark.createDataFrame(later, f"{column} string, ds date, {ROW} long"))
+                if later else None)
+    return KeyRepeats(later_df, sorted(several))
+
+
+def reasons(source: Source) -> SparkColumn:
+    """Every broken rule of a row, as an array of messages (evaluate on bad rows only)."""
+    from pyspark.sql import functions as F
+
+    checks = []
+    for i, (name, column) in enumerate(source.columns.items()):
+        for broken, reason in _rules(name, column, F.col(f"__raw_{i}"), F.col(f"__typed_{i}")):
+            checks.append(F.when(F.coalesce(broken, F.lit(False)), F.lit(reason)))
+    for name, column in source.columns.items():
+        if column.unique:
+            checks.append(F.when(F.col(f"__dup_{name}"),
+                                 F.lit(f"{name}: duplicate key in the same snapshot")))
+    return F.filter(F.array(*checks), lambda x: x.isNotNull())
+
+
+def apply_contract(bronze: DataFrame, source: Source,
+                   repeats: dict[str, KeyRepeats] | None = None) -> DataFrame:
+    """Typed columns for the contract plus ``_bad`` (a rule is broken); ``reasons(source)``
+    says which, evaluated only where it is needed (the quarantined rows).
 
     ``bronze`` holds every contract column as a string, plus ``_row`` (the row's position in
     its snapshot) and ``ds``. A unique key is unique within each day's snapshot: its first
@@ -59,32 +130,40 @@ def apply_contract(bronze: DataFrame, source: Source) -> DataFrame:
     """
     from pyspark.sql import functions as F
 
-    checks = []
-    typed_cols = []
-    for name, column in source.columns.items():
-        raw = F.nullif(F.trim(F.col(f"`{name}`")), F.lit(""))
-        typed = raw.try_cast(SPARK_TYPES[column.type])
-        typed_cols.append(typed.alias(name))
-        for broken, reason in _rules(name, column, raw, typed):
-            checks.append(F.when(F.coalesce(broken, F.lit(False)), F.lit(reason)))
+    names = list(source.columns)
     passthrough = [c for c in bronze.columns if c not in source.columns]
-    # One projection over bronze: the rules must see the raw text, not the typed values.
-    violations = F.filter(F.array(*checks), lambda x: x.isNotNull()).alias(VIOLATIONS)
-    df = bronze.select(*typed_cols, *[F.col(f"`{c}`") for c in passthrough], violations)
-    for name, column in source.columns.items():
-        if not column.unique:
+    # Stage 1: the raw text, trimmed (empty -> null), and its typed value, each computed once;
+    # the rules must see the raw text (a value that does not parse is a type error).
+    staged = bronze.select(
+        *[F.col(f"`{c}`") for c in passthrough],
+        *[F.nullif(F.trim(F.col(f"`{n}`")), F.lit("")).alias(f"__raw_{i}")
+          for i, n in enumerate(names)])
+    staged = staged.select(
+        "*", *[F.col(f"__raw_{i}").try_cast(SPARK_TYPES[source.columns[n].type])
+               .alias(f"__typed_{i}") for i, n in enumerate(names)])
+    repeats = repeats if repeats is not None else {
+        n: repeated_keys(bronze, n) for n, c in source.columns.items() if c.unique}
+    for name, found in repeats.items():
+        if found.later_rows is None:
+            staged = staged.withColumn(f"__dup_{name}", F.lit(False))
             continue
-        # Duplicates are rare: find the repeated keys with a small aggregate, then rank only
-        # the rows of those keys (a window over every row would shuffle the whole table).
-        repeated = (df.where(F.col(name).isNotNull()).groupBy(name, "ds")
-                    .agg(F.count("*").alias("_n"), F.min(ROW).alias("_first_row"))
-                    .where("_n > 1").drop("_n"))
-        df = (df.join(repeated, on=[name, "ds"], how="left")
-              .withColumn(
-                  VIOLATIONS,
-                  F.when(F.col("_first_row").isNotNull() & (F.col(ROW) != F.col("_first_row")),
-                         F.array_append(F.col(VIOLATIONS),
-                                        F.lit(f"{name}: duplicate key in the same snapshot")))
-                  .otherwise(F.col(VIOLATIONS)))
-              .drop("_first_row"))
-    return df
+        index = names.index(name)
+        marks = found.later_rows.select(F.col(name).alias(f"__raw_{index}"), "ds", ROW,
+                                        F.lit(True).alias(f"__dup_{name}"))
+        staged = (staged.join(marks, on=[f"__raw_{index}", "ds", ROW], how="left")
+                  .fillna(False, subset=[f"__dup_{name}"]))
+    # Stage 2: one boolean per row; the messages are built for the bad rows only.
+    broken = [F.coalesce(b, F.lit(False))
+              for i, (n, c) in enumerate(source.columns.items())
+              for b, _ in _rules(n, c, F.col(f"__raw_{i}"), F.col(f"__typed_{i}"))]
+    broken += [F.col(f"__dup_{n}") for n in repeats]
+    bad = broken[0]
+    for flag in broken[1:]:
+        bad = bad | flag
+    return staged.select(
+        *[F.col(f"__typed_{i}").alias(n) for i, n in enumerate(names)],
+        *[F.col(f"`{c}`") for c in passthrough],
+        *[F.col(f"__raw_{i}") for i in range(len(names))],
+        *[F.col(f"__typed_{i}") for i in range(len(names))],
+        *[F.col(f"__dup_{n}") for n in repeats],
+        bad.alias(BAD))

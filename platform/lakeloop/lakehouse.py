@@ -59,7 +59,13 @@ def days_predicate(days: list[str], column: str = PARTITION_COLUMN) -> str:
 
 
 def is_delta_table(path: Path | str) -> bool:
-    return (Path(path) / "_delta_log").is_dir()
+    text = str(path)
+    if "://" in text and not text.startswith("file:"):
+        from delta.tables import DeltaTable
+        from pyspark.sql import SparkSession
+
+        return DeltaTable.isDeltaTable(SparkSession.getActiveSession(), text)
+    return (Path(text.removeprefix("file:")) / "_delta_log").is_dir()
 
 
 class Commit(NamedTuple):
@@ -76,6 +82,7 @@ def replace_window(
     run_id: str | None = None,
     merge_schema: bool = False,
     lineage: dict | None = None,
+    stats_columns: list[str] | None = None,
 ) -> Commit:
     """Replace exactly the partitions of [start, end] in one atomic Delta commit.
 
@@ -83,7 +90,7 @@ def replace_window(
     cannot overwrite a neighbour's partitions. Returns the committed version and row count.
     """
     return replace_days(df, path, window_predicate(start, end), run_id=run_id,
-                        merge_schema=merge_schema, lineage=lineage)
+                        merge_schema=merge_schema, lineage=lineage, stats_columns=stats_columns)
 
 
 def replace_days(
@@ -94,8 +101,23 @@ def replace_days(
     run_id: str | None = None,
     merge_schema: bool = False,
     lineage: dict | None = None,
+    stats_columns: list[str] | None = None,
 ) -> Commit:
-    """Replace the partitions matching ``predicate`` (see days_predicate) in one commit."""
+    """Replace the partitions matching ``predicate`` (see days_predicate) in one commit.
+
+    ``stats_columns`` names the columns Delta keeps min/max statistics for when it creates
+    the table (an empty list: none). Statistics cost time on every write; a table that is
+    only ever read by day (bronze) does not need them.
+    """
+    if stats_columns is not None and not is_delta_table(path):
+        from lakeloop.spark import session_conf
+
+        prefix = "spark.databricks.delta.properties.defaults."
+        conf = ({prefix + "dataSkippingStatsColumns": ",".join(stats_columns)} if stats_columns
+                else {prefix + "dataSkippingNumIndexedCols": "0"})
+        with session_conf(df.sparkSession, conf):
+            return replace_days(df, path, predicate, run_id=run_id, merge_schema=merge_schema,
+                                lineage=lineage)
     writer = (
         df.write.format("delta")
         .mode("overwrite")

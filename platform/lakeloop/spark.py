@@ -39,6 +39,8 @@ LOCAL_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.adaptive.enabled": "true",
+    # Key sets of a day (a few MB) join by broadcast instead of shuffling the other side.
+    "spark.sql.autoBroadcastJoinThreshold": str(64 << 20),
 }
 
 

@@ -57,6 +57,8 @@ class SourceChecks(_Strict):
     row_count_max_ratio: float = Field(default=2.0, gt=0)
     row_count_severity: Severity = "warn"
     unique_across_days_severity: Severity = "warn"
+    unique_lookback_days: int = Field(
+        default=30, ge=1, description="how far back a key is looked for on other days")
 
 
 class Source(_Strict):

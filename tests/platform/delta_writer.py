@@ -26,7 +26,7 @@ def main(path: str, day: str, value: str, rows: int, slow: float = 0.0) -> None:
                 yield batch
         df = df.mapInPandas(pace, df.schema)
     commit = replace_window(df, path, day, day, run_id=f"writer-{value}")
-    print(f"committed version {commit.version} rows {commit.rows_written}", flush=True)
+    sys.stdout.write(f"committed version {commit.version} rows {commit.rows_written}\n")
 
 
 if __name__ == "__main__":
