@@ -76,7 +76,9 @@ def _materialize(defs, instance, days, raw_only=False):
                             tags={"dagster/asset_partition_range_start": days[0],
                                   "dagster/asset_partition_range_end": days[-1]})
     if not result.success:
-        raise RuntimeError("the Spark run failed")
+        errors = [e.event_specific_data.error.message for e in result.all_events
+                  if e.is_step_failure and e.event_specific_data.error]
+        raise RuntimeError("the Spark run failed:\n" + "\n".join(errors)[:4000])
     steps, started = {}, {}
     for entry in instance.all_logs(result.run_id):
         event = entry.dagster_event

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import sys
 import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+import yaml
 
+from lakeloop.processes import Registry, Running
 from lakeloop.usecase import UseCase
 
 if TYPE_CHECKING:
@@ -107,10 +111,12 @@ def hand_written_objects(repo_path: Path, use_case: UseCase) -> list[Any]:
 
 _STORES: dict[tuple, FeatureStore] = {}
 _STORE_LOCK = threading.Lock()
+FEATURE_SERVER = "feature-server"
 
 
 class FeastResource(dg.ConfigurableResource):
-    """Feast: Spark offline store over the Delta gold tables, SQLite or Redis online."""
+    """Feast: Spark offline store over the Delta gold tables, SQLite or Redis online, and
+    Feast's HTTP feature server for the serving layer."""
 
     project: str = "lakeloop"
     registry_path: str
@@ -118,19 +124,24 @@ class FeastResource(dg.ConfigurableResource):
     sqlite_path: str = ""
     redis_connection_string: str = ""
     repo_path: str = ""
-    feature_server_url: str = "http://127.0.0.1:6566"
+    server_host: str = "127.0.0.1"
+    server_port: int = 6566
+    state_dir: str = ""
+
+    def online_config(self) -> dict[str, Any]:
+        if self.online_store == "sqlite":
+            Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+            # SQLite that never rolls a value back (see lakeloop.feast_online).
+            return {"type": "lakeloop.feast_online.MonotonicSqliteOnlineStore",
+                    "path": self.sqlite_path}
+        if self.online_store == "redis":
+            return {"type": "redis", "connection_string": self.redis_connection_string}
+        raise ValueError(f"online_store must be sqlite or redis, not {self.online_store!r}")
 
     def repo_config(self):
         from feast import RepoConfig
         from feast.repo_config import RegistryConfig
 
-        if self.online_store == "sqlite":
-            online = {"type": "sqlite", "path": self.sqlite_path}
-            Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
-        elif self.online_store == "redis":
-            online = {"type": "redis", "connection_string": self.redis_connection_string}
-        else:
-            raise ValueError(f"online_store must be sqlite or redis, not {self.online_store!r}")
         if "://" not in self.registry_path:
             Path(self.registry_path).parent.mkdir(parents=True, exist_ok=True)
         return RepoConfig(
@@ -139,7 +150,7 @@ class FeastResource(dg.ConfigurableResource):
             registry=RegistryConfig(registry_type="file", path=self.registry_path,
                                     cache_ttl_seconds=5),
             offline_store={"type": "spark"},
-            online_store=online,
+            online_store=self.online_config(),
             entity_key_serialization_version=3,
             repo_path=Path(self.repo_path) if self.repo_path else None,
         )
@@ -153,6 +164,66 @@ class FeastResource(dg.ConfigurableResource):
             if key not in _STORES:
                 _STORES[key] = FeatureStore(config=self.repo_config())
             return _STORES[key]
+
+    # --- the HTTP feature server -------------------------------------------------------
+    @property
+    def feature_server_url(self) -> str:
+        return f"http://{self.server_host}:{self.server_port}"
+
+    def _server_dir(self) -> Path:
+        return Path(self.state_dir or Path(self.registry_path).parent / "server")
+
+    def ensure_feature_server(self, timeout: float = 90.0) -> Running:
+        """Feast's HTTP feature server over this registry and online store, started once."""
+        registry = Registry(self._server_dir())
+        running = registry.get(FEATURE_SERVER, _server_answers)
+        if running is not None:
+            return running
+        repo = self._server_dir() / "repo"
+        repo.mkdir(parents=True, exist_ok=True)
+        (repo / "feature_store.yaml").write_text(yaml.safe_dump({
+            "project": self.project,
+            "provider": "local",
+            "registry": {"registry_type": "file", "path": self.registry_path,
+                         "cache_ttl_seconds": 5},
+            "online_store": self.online_config(),
+            "offline_store": {"type": "file"},
+            "entity_key_serialization_version": 3,
+        }, sort_keys=False))
+        feast = Path(sys.executable).with_name("feast")
+        cmd = [str(feast), "-c", str(repo), "serve", "-h", self.server_host, "-p",
+               str(self.server_port), "-w", "1", "--no-access-log", "-r", "5"]
+        env = {**{k: v for k, v in os.environ.items()
+                  if k in ("PATH", "HOME", "LANG", "TZ", "PYTHONPATH")},
+               "DO_NOT_TRACK": "true", "FEAST_USAGE": "False"}
+        return registry.start(FEATURE_SERVER, cmd, env, self.server_host, [self.server_port],
+                              ready=_server_answers, timeout=timeout)
+
+    def stop_feature_server(self) -> bool:
+        return Registry(self._server_dir()).stop(FEATURE_SERVER)
+
+
+def _server_answers(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{url}/health", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def online_features_http(url: str, service: str, join_key: str, keys: list[str],
+                         session=None, timeout: float = 5.0) -> dict[str, list]:
+    """Online features over HTTP, as {name: [values...]} aligned with ``keys``."""
+    import requests
+
+    http = session or requests
+    response = http.post(f"{url}/get-online-features", timeout=timeout,
+                         json={"feature_service": service, "entities": {join_key: keys}})
+    response.raise_for_status()
+    body = response.json()
+    names = body["metadata"]["feature_names"]
+    return {name: result["values"] for name, result in zip(names, body["results"], strict=True)}
 
 
 def pinned_store(objects: list[Any], directory: Path):

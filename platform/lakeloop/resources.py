@@ -28,9 +28,12 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             "lakehouse": LakehouseResource(data_root=str(root)),
             "feast": FeastResource(
                 registry_path=str(root / "feast" / "registry.db"),
-                online_store="sqlite",
+                online_store=settings.online_store,
                 sqlite_path=str(root / "feast" / "online.db"),
+                redis_connection_string=settings.redis_url,
                 repo_path=str(FEATURE_REPO),
+                server_port=settings.feature_server_port,
+                state_dir=str(root / "feast" / "server"),
             ),
             "mlflow": MlflowResource(
                 tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import requests
 
+from lakeloop.processes import ProcessError, Registry, Running
 from lakeloop.settings import PROJECT_ROOT
 
 MODEL_CLASS = "lakeloop.seldon.model.XGBoostModel"
@@ -71,19 +68,13 @@ class ServingResource(dg.ConfigurableResource):
     namespace: str = "lakeloop"
     start_timeout_s: float = 60.0
 
-    # --- local microservices ---------------------------------------------------------
-    def _state(self, name: str) -> Path:
-        return Path(self.state_dir) / f"{name}.json"
+    def _registry(self) -> Registry:
+        return Registry(self.state_dir)
 
     def endpoint(self, name: str) -> Endpoint | None:
         """The running endpoint called ``name``, or None if none answers."""
-        state = self._state(name)
-        if not state.exists():
-            return None
-        endpoint = Endpoint(**json.loads(state.read_text()))
-        if _alive(endpoint.pid) and _answers(endpoint.url):
-            return endpoint
-        return None
+        running = self._registry().get(name, _answers)
+        return _endpoint(running) if running else None
 
     def start(self, name: str, component: str, params: dict[str, Any], port: int) -> Endpoint:
         """Start (or restart) the microservice ``name`` and wait until it is ready."""
@@ -91,18 +82,8 @@ class ServingResource(dg.ConfigurableResource):
         if not python.exists():
             raise ServingError(f"the serving environment is missing ({python}); run "
                                "`make setup` to build it")
-        self.stop(name)
-        for taken in (port, port + 1):
-            if not _port_free(self.host, taken):
-                raise ServingError(
-                    f"port {taken} on {self.host} is already in use, so {name} cannot start; "
-                    "stop whatever holds it (an endpoint of another data root: "
-                    "`lakeloop serve --stop`) or choose another serving.port in the use case")
         instance_id = uuid.uuid4().hex
         params = {**params, "instance_id": instance_id}
-        logs = Path(self.state_dir)
-        logs.mkdir(parents=True, exist_ok=True)
-        log_path = logs / f"{name}.log"
         env = {
             **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")},
             "PYTHONPATH": str(PROJECT_ROOT / "platform"),
@@ -116,53 +97,28 @@ class ServingResource(dg.ConfigurableResource):
             "--http-port", str(port), "--metrics-port", str(port + 1),
             "--parameters", json.dumps(seldon_parameters(params)),
         ]
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    cwd=str(logs), start_new_session=True)
-        url = f"http://{self.host}:{port}"
-        endpoint = Endpoint(name=name, url=url, pid=proc.pid, port=port,
-                            model_name=str(params.get("model_name", "")),
-                            model_version=str(params.get("model_version", "")),
-                            log=str(log_path))
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise ServingError(f"microservice {name} exited with {proc.returncode}:\n{tail}")
-            if _ready(url, instance_id):
-                self._state(name).write_text(json.dumps(asdict(endpoint)))
-                return endpoint
-            time.sleep(0.2)
-        _terminate(proc.pid)
-        raise ServingError(f"microservice {name} did not become ready within "
-                           f"{self.start_timeout_s:.0f}s; see {log_path}")
+        try:
+            running = self._registry().start(
+                name, cmd, env, self.host, [port, port + 1],
+                ready=lambda url: _ready(url, instance_id), timeout=self.start_timeout_s,
+                info={"model_name": str(params.get("model_name", "")),
+                      "model_version": str(params.get("model_version", ""))})
+        except ProcessError as exc:
+            raise ServingError(str(exc)) from None
+        return _endpoint(running)
 
     def stop(self, name: str) -> bool:
         """Stop ``name`` cleanly (SIGTERM lets workers flush their request logs)."""
-        state = self._state(name)
-        if not state.exists():
-            return False
-        endpoint = Endpoint(**json.loads(state.read_text()))
-        stopped = _terminate(endpoint.pid)
-        state.unlink(missing_ok=True)
-        return stopped
+        return self._registry().stop(name)
 
     def stop_all(self) -> list[str]:
-        stopped = []
-        for state in sorted(Path(self.state_dir).glob("*.json")):
-            if self.stop(state.stem):
-                stopped.append(state.stem)
-        return stopped
+        return self._registry().stop_all()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _endpoint(running: Running) -> Endpoint:
+    return Endpoint(name=running.name, url=running.url, pid=running.pid, port=running.port,
+                    model_name=running.info.get("model_name", ""),
+                    model_version=running.info.get("model_version", ""), log=running.log)
 
 
 def _answers(url: str) -> bool:
@@ -182,39 +138,6 @@ def _ready(url: str, instance_id: str) -> bool:
         return False
     body = response.json()
     return (body.get("jsonData") or body).get("instance_id") == instance_id
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _terminate(pid: int, timeout: float = 15.0) -> bool:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            waited, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            waited = 0
-            if not _alive(pid):
-                return True
-        if waited == pid:
-            return True
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True
 
 
 def predict(endpoint_url: str, names: list[str], rows: list[list[float]],

@@ -43,6 +43,9 @@ class Settings:
     # in_process: every step of a run shares one process, so Spark starts one JVM per run.
     # multiprocess: a process (and a JVM) per step, for graphs without Spark.
     executor: str = "in_process"
+    online_store: str = "sqlite"
+    redis_url: str = "127.0.0.1:6379"
+    feature_server_port: int = 6566
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +66,10 @@ class Settings:
             serving_host=environ.get("LAKELOOP_SERVING_HOST", "127.0.0.1"),
             executor=_choice(environ, "LAKELOOP_EXECUTOR", "in_process",
                              ("in_process", "multiprocess")),
+            online_store=_choice(environ, "LAKELOOP_ONLINE_STORE", "sqlite",
+                                 ("sqlite", "redis")),
+            redis_url=environ.get("LAKELOOP_REDIS_URL", "127.0.0.1:6379"),
+            feature_server_port=int(environ.get("LAKELOOP_FEATURE_SERVER_PORT", "6566")),
         )
 
     def with_data_root(self, data_root: Path) -> Settings:
