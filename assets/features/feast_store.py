@@ -10,6 +10,8 @@ import dagster as dg
 from lakeloop import keys
 from lakeloop.features import (
     FeastResource,
+    FeatureSetChanged,
+    check_feature_version,
     feature_service_name,
     feature_view_name,
     hand_written_objects,
@@ -74,15 +76,23 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                        lakehouse: LakehouseResource) -> dg.MaterializeResult:
         objects = use_case_objects(use_case, lakehouse.uri(gold_key))
         extra = hand_written_objects(Path(feast.repo_path), use_case) if feast.repo_path else []
+        store = feast.store()
+        try:
+            check_feature_version(store, use_case)
+        except FeatureSetChanged as exc:
+            raise dg.Failure(str(exc)) from None
         started = time.perf_counter()
-        feast.store().apply([*objects, *extra])
+        store.apply([*objects, *extra])
         seconds = time.perf_counter() - started
         names = sorted(f"{type(o).__name__}:{o.name}" for o in [*objects, *extra])
+        services = sorted(s.name for s in store.list_feature_services()
+                          if s.tags.get("use_case") == use_case.name)
         return dg.MaterializeResult(metadata={
             "objects": dg.MetadataValue.md("\n".join(f"- `{n}`" for n in names)),
             "feature_views": dg.MetadataValue.int(
                 sum(1 for o in [*objects, *extra] if type(o).__name__ == "FeatureView")),
             "feature_service": dg.MetadataValue.text(feature_service_name(use_case)),
+            "feature_services": dg.MetadataValue.text(", ".join(services)),
             "features": dg.MetadataValue.int(len(use_case.entity_features)),
             "hand_written_objects": dg.MetadataValue.int(len(extra)),
             "duration_s": dg.MetadataValue.float(round(seconds, 3)),

@@ -45,8 +45,31 @@ def feature_view_name(use_case: UseCase) -> str:
     return f"{use_case.name}_{use_case.entity.name}_fv"
 
 
-def feature_service_name(use_case: UseCase, version: int = 1) -> str:
-    return f"{use_case.name}_v{version}"
+def feature_service_name(use_case: UseCase, version: int | None = None) -> str:
+    return f"{use_case.name}_v{use_case.features.version if version is None else version}"
+
+
+class FeatureSetChanged(ValueError):
+    """The features of a use case changed but its features.version did not."""
+
+
+def check_feature_version(store, use_case: UseCase) -> None:
+    """A feature service, once applied, keeps its features: changing them needs a new
+    version, or models trained on the old set would silently serve with another one."""
+    from feast.errors import FeatureServiceNotFoundException
+
+    name = feature_service_name(use_case)
+    try:
+        existing = store.get_feature_service(name)
+    except FeatureServiceNotFoundException:
+        return
+    had = sorted(f.name for p in existing.feature_view_projections for f in p.features)
+    wants = sorted(use_case.entity_features)
+    if had != wants:
+        raise FeatureSetChanged(
+            f"the features of {use_case.name} changed (registry {name}: {', '.join(had)}; "
+            f"use-case file: {', '.join(wants)}) but features.version is still "
+            f"{use_case.features.version}: bump features.version in {use_case.name}.yaml")
 
 
 def feature_refs(use_case: UseCase) -> list[str]:
@@ -92,17 +115,38 @@ def use_case_objects(use_case: UseCase, gold_path: str,
         owner=use_case.owner,
         tags=tags,
     )
-    service = FeatureService(name=feature_service_name(use_case), features=[view],
-                             description=f"The features model version 1 of {use_case.name} "
-                             "reads.", tags=tags)
+    service = FeatureService(
+        name=feature_service_name(use_case), features=[view], tags=tags,
+        description=f"Feature set {use_case.features.version} of {use_case.name}: what its "
+        "models train and serve with.")
     return [entity, source, view, service]
+
+
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _inside(repo_path: Path):
+    """Feast names repository modules relative to the working directory, as `feast apply`
+    does when run inside the repository; do the same, briefly."""
+    repo = str(Path(repo_path).resolve())
+    with _CWD_LOCK:
+        previous = os.getcwd()
+        sys.path.insert(0, repo)
+        os.chdir(repo)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+            sys.path.remove(repo)
 
 
 def hand_written_objects(repo_path: Path, use_case: UseCase) -> list[Any]:
     """Objects defined by hand in the Feast repository for this use case (tag use_case)."""
     from feast.repo_operations import parse_repo
 
-    repo = parse_repo(repo_path)
+    with _inside(repo_path):
+        repo = parse_repo(Path(repo_path).resolve())
     objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
                *repo.on_demand_feature_views, *repo.feature_services]
     return [o for o in objects

@@ -9,11 +9,9 @@ import dagster as dg
 from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource
 from lakeloop.serving import ServingResource
-from lakeloop.settings import PROJECT_ROOT, Env, Settings
+from lakeloop.settings import Env, Settings
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import MlflowResource
-
-FEATURE_REPO = PROJECT_ROOT / "feature_repo"
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
@@ -31,7 +29,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                 online_store=settings.online_store,
                 sqlite_path=str(root / "feast" / "online.db"),
                 redis_connection_string=settings.redis_url,
-                repo_path=str(FEATURE_REPO),
+                repo_path=str(settings.feature_repo),
                 server_port=settings.feature_server_port,
                 state_dir=str(root / "feast" / "server"),
             ),
@@ -52,7 +50,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             registry_path=dg.EnvVar("FEAST_REGISTRY_PATH"),
             online_store="redis",
             redis_connection_string=dg.EnvVar("FEAST_REDIS_CONNECTION_STRING"),
-            repo_path=str(FEATURE_REPO),
+            repo_path=str(settings.feature_repo),
         ),
         "mlflow": MlflowResource(
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"),

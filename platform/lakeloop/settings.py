@@ -46,6 +46,7 @@ class Settings:
     online_store: str = "sqlite"
     redis_url: str = "127.0.0.1:6379"
     feature_server_port: int = 6566
+    feature_repo: Path = PROJECT_ROOT / "feature_repo"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +71,8 @@ class Settings:
                                  ("sqlite", "redis")),
             redis_url=environ.get("LAKELOOP_REDIS_URL", "127.0.0.1:6379"),
             feature_server_port=int(environ.get("LAKELOOP_FEATURE_SERVER_PORT", "6566")),
+            feature_repo=Path(environ.get("LAKELOOP_FEATURE_REPO",
+                                          PROJECT_ROOT / "feature_repo")),
         )
 
     def with_data_root(self, data_root: Path) -> Settings:

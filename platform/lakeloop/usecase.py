@@ -100,8 +100,13 @@ class EntityFeatures(_Strict):
 
 
 class Features(_Strict):
-    """Entity features come from the feature store; request features arrive with the request."""
+    """Entity features come from the feature store; request features arrive with the request.
 
+    ``version`` names the feature service models train and serve with (``<use case>_v<n>``);
+    bump it when the feature set changes, so models of the old version keep theirs.
+    """
+
+    version: int = Field(default=1, ge=1)
     entity: EntityFeatures
     request: tuple[str, ...] = ()
 
@@ -246,8 +251,6 @@ class UseCase(_Strict):
     def labeled_table(self) -> str:
         return f"labeled_{self.events_name}"
 
-    def feature_service_name(self, version: int = 1) -> str:
-        return f"{self.name}_v{version}"
 
 
 class UseCaseError(ValueError):
