@@ -28,7 +28,7 @@ dev: setup
 	.venv/bin/dagster dev -h 127.0.0.1 -p 3000
 
 bench: setup
-	@$(PY) bench/run.py
+	@$(PY) bench/run.py $(ONLY)
 
 lint: setup
 	@.venv/bin/ruff check .

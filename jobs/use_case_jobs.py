@@ -18,6 +18,10 @@ def retrain_job_name(use_case: UseCase) -> str:
     return f"{use_case.name}_retrain"
 
 
+def promote_job_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_promote"
+
+
 def ingest_selection(use_case: UseCase) -> dg.AssetSelection:
     """A day's snapshots through raw, the lakehouse and the online store."""
     return (dg.AssetSelection.groups(keys.group(use_case, keys.RAW),
@@ -25,12 +29,20 @@ def ingest_selection(use_case: UseCase) -> dg.AssetSelection:
             | dg.AssetSelection.assets(keys.key(use_case, keys.FEATURES, "online_features")))
 
 
+def promote_selection(use_case: UseCase) -> dg.AssetSelection:
+    return dg.AssetSelection.assets(keys.key(use_case, keys.DEPLOYMENT, "champion"),
+                                    keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment"))
+
+
 def retrain_selection(use_case: UseCase) -> dg.AssetSelection:
-    return dg.AssetSelection.assets(
+    """A new training set, a candidate and its gates, and the challenger; a use case that
+    needs no approval goes on to champion and deployment in the same run."""
+    selection = dg.AssetSelection.assets(
         keys.key(use_case, keys.TRAINING, "training_set"),
         keys.key(use_case, keys.TRAINING, "candidate_model"),
-        keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment"),
+        keys.key(use_case, keys.DEPLOYMENT, "challenger"),
     )
+    return selection if use_case.sensitive else selection | promote_selection(use_case)
 
 
 def build(use_case: UseCase) -> tuple[list, list[dg.ScheduleDefinition]]:
@@ -54,11 +66,19 @@ def build(use_case: UseCase) -> tuple[list, list[dg.ScheduleDefinition]]:
     retrain = dg.define_asset_job(
         retrain_job_name(use_case),
         selection=retrain_selection(use_case),
-        description=f"{use_case.title}: a new training set, candidate, gates and deployment.",
+        description=f"{use_case.title}: a new training set, candidate, gates and challenger"
+        + (" (promotion waits for approval)." if use_case.sensitive else ", then deployment."),
+        tags={"use_case": use_case.name},
+    )
+    promote = dg.define_asset_job(
+        promote_job_name(use_case),
+        selection=promote_selection(use_case),
+        description=f"{use_case.title}: the (approved) challenger becomes champion and is "
+        "deployed.",
         tags={"use_case": use_case.name},
     )
     schedule = dg.build_schedule_from_partitioned_job(
         daily, hour_of_day=2, minute_of_hour=0,
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
-    return [ingest, daily, retrain], [schedule]
+    return [ingest, daily, retrain, promote], [schedule]

@@ -50,3 +50,20 @@ def test_jobs_sensors_and_schedule_are_defined(tmp_path):
     assert defs.resolve_job_def("credit_risk_retrain")
     assert defs.resolve_sensor_def("credit_risk_drift_sensor")
     assert defs.resolve_schedule_def("credit_risk_daily_schedule")
+
+
+def test_promotion_jobs_and_checks_are_defined(tmp_path):
+    defs = build_definitions(Settings.from_env({}).with_data_root(tmp_path))
+    for job in ("credit_risk_promote", "credit_risk_approval", "credit_risk_rollback"):
+        assert defs.resolve_job_def(job), job
+    assert defs.resolve_sensor_def("credit_risk_approval_sensor")
+    graph = defs.resolve_asset_graph()
+    model = dg.AssetKey(["credit_risk", "training", "candidate_model"])
+    checks = {k.name for k in graph.asset_check_keys if k.asset_key == model}
+    assert checks == {"performance_gate", "fairness_gate", "no_regression_gate",
+                      "reproducibility_gate", "onnx_parity_gate"}
+    # The shipped use case is sensitive: retraining stops at the challenger.
+    retrain = defs.resolve_job_def("credit_risk_retrain")
+    ops = {n.name for n in retrain.nodes_in_topological_order}
+    assert "credit_risk__deployment__challenger" in ops
+    assert "credit_risk__deployment__champion" not in ops

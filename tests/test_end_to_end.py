@@ -10,7 +10,6 @@ import requests
 from lakeloop import keys
 from lakeloop.features import feature_service_name
 from lakeloop.lakehouse import is_delta_table, last_commit
-from lakeloop.tracking import CHAMPION
 from lakeloop.usecase import load_use_cases
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -32,8 +31,11 @@ def _mats(m):
 def test_one_materialisation_runs_raw_to_drift_report(materialized):
     assert materialized.result.success
     mats = _mats(materialized)
-    for key in materialized.defs.resolve_all_asset_keys():
+    graph = materialized.defs.resolve_asset_graph()
+    for key in graph.materializable_asset_keys:
         assert key.to_user_string() in mats, f"{key.to_user_string()} was not materialized"
+    # The approval is a person's decision, recorded by a job, never by a materialisation.
+    assert not any(k.path[-1] == "approval" for k in graph.materializable_asset_keys)
 
 
 def test_delta_tables_have_rows_and_versions(materialized, spark):
@@ -74,8 +76,13 @@ def test_online_features_equal_latest_gold_values(materialized, spark):
 def test_registered_model_version_has_metrics_and_data_versions(materialized):
     uc = _use_case(materialized)
     mlflow = materialized.resources["mlflow"]
-    champion = mlflow.version_by_alias(uc.name, CHAMPION)
-    assert champion is not None
+    model = _mats(materialized)[keys.key(uc, keys.TRAINING, "candidate_model")
+                                .to_user_string()][-1]
+    champion = mlflow.client().get_model_version(uc.name, str(model.metadata["model_version"]
+                                                             .value))
+    deployed = _mats(materialized)[keys.key(uc, keys.DEPLOYMENT, "champion")
+                                   .to_user_string()][-1]
+    assert deployed.metadata["model_version"].value == int(champion.version)
     run = mlflow.client().get_run(champion.run_id)
     assert run.data.metrics["test_recall"] >= uc.gates.recall_min
     assert 0.5 < run.data.metrics["test_auc"] <= 1.0

@@ -11,31 +11,30 @@ from lakeloop.deployment import model_files, serve_version
 from lakeloop.lakehouse import LakehouseResource
 from lakeloop.serving import ServingResource, predict, render_seldon_deployment
 from lakeloop.spark import SparkResource
-from lakeloop.tracking import CHALLENGER, CHAMPION, MlflowResource
+from lakeloop.tracking import CHAMPION, MlflowResource
 from lakeloop.usecase import UseCase
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
-    model_key = keys.key(use_case, keys.TRAINING, "candidate_model")
+    champion_key = keys.key(use_case, keys.DEPLOYMENT, "champion")
     training_set_key = keys.key(use_case, keys.TRAINING, "training_set")
 
     @dg.asset(
         key=keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment"),
-        description="The model that passed its gates, promoted to champion, rendered as a "
-        "SeldonDeployment and served locally by seldon-core; answers a sample request.",
-        deps=[model_key],
+        description="The champion rendered as a SeldonDeployment and served locally by "
+        "seldon-core; answers a sample request.",
+        deps=[champion_key],
         **keys.common(use_case, keys.DEPLOYMENT, "seldon", "kubernetes"),
     )
     def seldon_deployment(context: dg.AssetExecutionContext, serving: ServingResource,
                           mlflow: MlflowResource, lakehouse: LakehouseResource,
                           spark: SparkResource) -> dg.MaterializeResult:
-        challenger = mlflow.version_by_alias(use_case.name, CHALLENGER)
-        if challenger is None:
-            raise dg.Failure(f"no {use_case.name} model has passed its gates: nothing to deploy")
-        version = str(challenger.version)
-        client = mlflow.client()
-        client.set_registered_model_alias(use_case.name, CHAMPION, version)
-        client.set_model_version_tag(use_case.name, version, "deployed_by_run", context.run.run_id)
+        champion = mlflow.version_by_alias(use_case.name, CHAMPION)
+        if champion is None:
+            raise dg.Failure(f"{use_case.name} has no champion: nothing to deploy")
+        version = str(champion.version)
+        mlflow.client().set_model_version_tag(use_case.name, version, "deployed_by_run",
+                                              context.run.run_id)
 
         model_dir, config = model_files(mlflow, use_case.name, version)
         manifest = render_seldon_deployment(

@@ -40,6 +40,62 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _use_case(use_cases, name: str):
+    for use_case in use_cases:
+        if use_case.name == name:
+            return use_case
+    known = ", ".join(u.name for u in use_cases)
+    raise SystemExit(f"lakeloop: no use case named {name!r} (known: {known})")
+
+
+def cmd_decide(args) -> int:
+    """Approve or reject a challenger (recorded on the model version with who, when, why)."""
+    from assets.deployment.promotion import decide
+    from lakeloop import approvals
+    from lakeloop.instance import dagster_instance
+
+    settings, resources, use_cases = _context()
+    use_case = _use_case(use_cases, args.use_case)
+    decision = approvals.APPROVED if args.command == "approve" else approvals.REJECTED
+    try:
+        event = decide(resources["mlflow"], use_case, args.version, decision, args.by,
+                       args.reason)
+    except approvals.ApprovalError as exc:
+        raise SystemExit(f"lakeloop: {exc}") from None
+    dagster_instance(settings).report_runless_asset_event(event)
+    print(f"{use_case.name} v{args.version}: {event.description}")
+    if decision == approvals.APPROVED:
+        print(f"next: the {use_case.name}_approval_sensor promotes and deploys it while the "
+              f"Dagster daemon runs (make dev), or launch the {use_case.name}_promote job")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    """Put the previous champion back (and on its local endpoint, if one runs)."""
+    from assets.deployment.promotion import rollback
+    from lakeloop import keys, promotion
+    from lakeloop.instance import dagster_instance
+
+    settings, resources, use_cases = _context()
+    use_case = _use_case(use_cases, args.use_case)
+    try:
+        move, endpoint = rollback(use_case, resources["mlflow"], resources["serving"],
+                                  resources["lakehouse"], by=args.by, reason=args.reason)
+    except promotion.PromotionError as exc:
+        raise SystemExit(f"lakeloop: {exc}") from None
+    import dagster as dg
+
+    dagster_instance(settings).report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=keys.key(use_case, keys.DEPLOYMENT, "champion"),
+        description=f"rolled back by {args.by}: {args.reason}",
+        metadata={"model_version": int(move.version), "rolled_back_from": move.previous or "",
+                  "by": args.by, "reason": args.reason}))
+    print(f"{use_case.name}: champion is v{move.version} again (was v{move.previous})")
+    if endpoint is not None:
+        print(f"{endpoint.predictions_url} now serves v{endpoint.model_version}")
+    return 0
+
+
 def cmd_demo_data(args) -> int:
     """Write demo snapshot files into the landing folder."""
     from lakeloop.demo_data import DemoSpec, generate
@@ -60,6 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--use-case", help="only this use case")
     serve.add_argument("--stop", action="store_true", help="stop every running endpoint")
     serve.set_defaults(func=cmd_serve)
+    for verb in ("approve", "reject"):
+        decide = sub.add_parser(verb, help=cmd_decide.__doc__)
+        decide.add_argument("use_case", help="the use case, e.g. credit_risk")
+        decide.add_argument("version", type=int, help="the model version (the challenger)")
+        decide.add_argument("--by", required=True, help="who decides (goes in the audit trail)")
+        decide.add_argument("--reason", required=True, help="why (goes in the audit trail)")
+        decide.set_defaults(func=cmd_decide)
+    back = sub.add_parser("rollback", help=cmd_rollback.__doc__)
+    back.add_argument("use_case")
+    back.add_argument("--by", required=True)
+    back.add_argument("--reason", required=True)
+    back.set_defaults(func=cmd_rollback)
     data = sub.add_parser("demo-data", help=cmd_demo_data.__doc__)
     data.add_argument("--days", type=int, default=60)
     data.add_argument("--rows-per-day", type=int, default=500)

@@ -15,29 +15,32 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def use_case_assets(use_case: UseCase) -> list:
-    from assets.deployment import seldon, traffic
+    from assets.deployment import promotion, seldon, traffic
     from assets.features import feast_store
     from assets.lakehouse import bronze, gold, labeled, silver
     from assets.monitoring import drift, inference_log
     from assets.raw import snapshots
     from assets.training import model, training_set
 
-    modules = (snapshots, bronze, silver, gold, labeled, feast_store, training_set, model, seldon,
-               traffic, inference_log, drift)
+    modules = (snapshots, bronze, silver, gold, labeled, feast_store, training_set, model,
+               promotion, seldon, traffic, inference_log, drift)
     return [a for module in modules for a in module.build(use_case)]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    from assets.deployment.promotion import approval_job, rollback_job
     from jobs import use_case_jobs
+    from sensors import approvals as approval_sensor
     from sensors import drift as drift_sensor
     from sensors import labels as label_sensor
     from sensors import landing as landing_sensor
 
-    assets, jobs, schedules, sensors = [], [], [], []
+    assets, checks, jobs, schedules, sensors = [], [], [], [], []
     for use_case in load_use_cases(settings.use_case_dirs):
-        assets += use_case_assets(use_case)
+        for item in use_case_assets(use_case):
+            (checks if isinstance(item, dg.AssetChecksDefinition) else assets).append(item)
         uc_jobs, uc_schedules = use_case_jobs.build(use_case)
-        jobs += uc_jobs
+        jobs += [*uc_jobs, approval_job(use_case), rollback_job(use_case)]
         schedules += uc_schedules
         by_name = {j.name: j for j in uc_jobs}
         sensors += [
@@ -45,9 +48,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             label_sensor.build(use_case),
             landing_sensor.build(use_case, by_name[use_case_jobs.ingest_job_name(use_case)],
                                  settings),
+            approval_sensor.build(use_case, by_name[use_case_jobs.promote_job_name(use_case)]),
         ]
     return dg.Definitions(
         assets=assets,
+        asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

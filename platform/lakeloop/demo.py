@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -22,21 +20,6 @@ from pathlib import Path
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _prepare_environment(settings) -> None:
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    target = settings.dagster_home / "dagster.yaml"
-    if not target.exists():
-        from lakeloop.settings import PROJECT_ROOT
-
-        shutil.copyfile(PROJECT_ROOT / "infra" / "local" / "dagster.yaml", target)
-    from lakeloop.tracking import quiet_mlflow
-
-    quiet_mlflow()
 
 
 class Story:
@@ -81,17 +64,18 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
         keep_serving: bool) -> dict:
     import dagster as dg
 
-    from jobs.use_case_jobs import daily_job_name, retrain_job_name
+    from jobs.use_case_jobs import daily_job_name, promote_job_name, retrain_job_name
     from lakeloop import keys
     from lakeloop.definitions import build_definitions
     from lakeloop.demo_data import DemoSpec, generate
+    from lakeloop.instance import prepare_environment
     from lakeloop.profiling import PeakMemory
     from lakeloop.settings import Settings
     from lakeloop.usecase import load_use_cases
     from sensors.drift import sensor_name
 
     settings = Settings.from_env()
-    _prepare_environment(settings)
+    prepare_environment(settings)
     use_case = next((u for u in load_use_cases(settings.use_case_dirs)
                      if u.name == "credit_risk"), None)
     if use_case is None:
@@ -130,21 +114,27 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
             _run_ok(result, "the backfill")
             run_ids.append(result.run_id)
 
-        with story.step("train_deploy", "Training, gating, registering and deploying the first "
-                        "model"):
+        with story.step("train_deploy", "Training, gating and registering the first model; "
+                        "approving it; promoting and deploying it"):
             result = defs.resolve_job_def(retrain_job_name(use_case)).execute_in_process(
                 instance=instance, run_config=QUIET, raise_on_error=False)
-            _run_ok(result, "training and deployment")
+            _run_ok(result, "training")
             run_ids.append(result.run_id)
             mats, checks = _materializations(result), _checks(result)
             first_model = mats[keys.key(use_case, keys.TRAINING, "candidate_model")
                                .to_user_string()]
             summary["first_model"] = _model_summary(first_model, checks)
-            deployment = mats[keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment")
-                              .to_user_string()]
-            print(f"  model v{first_model['model_version']}: recall "
-                  f"{first_model['test_recall']:.3f}, AUC {first_model['test_auc']:.3f}; "
-                  f"serving at {deployment['endpoint']}")
+            version = first_model["model_version"]
+            print(f"  model v{version}: recall {first_model['test_recall']:.3f}, AUC "
+                  f"{first_model['test_auc']:.3f}; every gate passed; challenger")
+            summary["first_model"]["approval"] = _approve(defs, instance, use_case, version)
+            result = defs.resolve_job_def(promote_job_name(use_case)).execute_in_process(
+                instance=instance, run_config=QUIET, raise_on_error=False)
+            _run_ok(result, "promotion and deployment")
+            run_ids.append(result.run_id)
+            deployment = _materializations(result)[
+                keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment").to_user_string()]
+            print(f"  champion v{version} serving at {deployment['endpoint']}")
 
         with story.step("production", f"Running production days {production[0]} .. "
                         f"{production[-1]}: traffic, inference log, drift reports"):
@@ -186,8 +176,17 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
                     **(_model_summary(model, checks) if model else {})}
                 summary["retraining"]["runs"].append(run_summary)
                 print(f"  retrained model v{model.get('model_version')}: gates "
-                      f"{'passed' if run_summary.get('gates_passed') else 'failed'}; run "
-                      f"{'succeeded' if result.success else 'stopped at a gate'}")
+                      f"{'passed' if run_summary.get('gates_passed') else 'failed'}")
+                if result.success and run_summary.get("gates_passed"):
+                    version = model["model_version"]
+                    run_summary["approval"] = _approve(defs, instance, use_case, version)
+                    promoted = defs.resolve_job_def(promote_job_name(use_case)) \
+                        .execute_in_process(instance=instance, run_config=QUIET,
+                                            raise_on_error=False)
+                    run_ids.append(promoted.run_id)
+                    run_summary["promoted"] = promoted.success
+                    print(f"  v{version} approved, promoted to champion and deployed"
+                          if promoted.success else f"  v{version} was not promoted")
             if not requests:
                 print(f"  no retraining: {tick.skip_message}")
 
@@ -225,9 +224,29 @@ def _asset_seconds(instance, run_ids: list[str]) -> dict[str, float]:
     return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
 
+def _approve(defs, instance, use_case, version: int) -> dict:
+    """A sensitive use case needs a person's approval; the demo records one on your behalf,
+    through the same approval job a person launches from the UI."""
+    if not use_case.sensitive:
+        return {"required": False}
+    config = {"ops": {f"{use_case.name}__record_approval": {"config": {
+        "version": int(version), "decision": "approved", "by": "demo operator (make demo)",
+        "reason": "make demo approves on your behalf; in real life a person reviews the "
+                  "model card first"}}}}
+    result = defs.resolve_job_def(f"{use_case.name}_approval").execute_in_process(
+        instance=instance, run_config={**QUIET, **config}, raise_on_error=False)
+    _run_ok(result, "the approval")
+    print(f"  v{version} approved by the demo operator (sensitive use case: a recorded "
+          "approval is required)")
+    return {"required": True, "by": "demo operator (make demo)", "run_id": result.run_id}
+
+
+GATES = ("performance_gate", "fairness_gate", "no_regression_gate", "reproducibility_gate",
+         "onnx_parity_gate")
+
+
 def _model_summary(model: dict, checks: dict) -> dict:
-    gates = {name: check["passed"] for name, check in checks.items()
-             if name in ("performance_gate", "fairness_gate")}
+    gates = {name: check["passed"] for name, check in checks.items() if name in GATES}
     return {
         "model_version": model.get("model_version"),
         "test_recall": model.get("test_recall"),
@@ -235,7 +254,7 @@ def _model_summary(model: dict, checks: dict) -> dict:
         "decision_threshold": model.get("decision_threshold"),
         "mlflow_run": model.get("mlflow_run"),
         "gates": {name: checks[name]["description"] for name in gates},
-        "gates_passed": bool(gates) and all(gates.values()),
+        "gates_passed": len(gates) == len(GATES) and all(gates.values()),
     }
 
 

@@ -42,6 +42,7 @@ class MlflowResource(dg.ConfigurableResource):
     tracking_uri: str
     artifact_root: str
     ui_url: str = "http://127.0.0.1:5000"
+    dagster_ui_url: str = "http://127.0.0.1:3000"
 
     def setup(self):
         quiet_mlflow()

@@ -215,3 +215,98 @@ def fairness(frame: pd.DataFrame, p: np.ndarray, y: np.ndarray, threshold: float
         ignored = tuple(sorted(groups.index[groups["rows"] < min_group_rows]))
         out.append(GroupFairness(attr, groups, ratio, gap, ignored))
     return out
+
+
+def train_spark(train_df, validation_df, features: list[str], label: str,
+                params: dict[str, Any], num_boost_round: int, early_stopping_rounds: int,
+                num_workers: int = 2) -> TrainedModel:
+    """The same model with XGBoost's Spark estimator, for data that outgrows one machine:
+    training runs on the Spark cluster, the result is the same kind of Booster."""
+    from pyspark.sql import functions as F
+    from xgboost.spark import SparkXGBClassifier
+
+    data = (train_df.withColumn("_validation", F.lit(False))
+            .unionByName(validation_df.withColumn("_validation", F.lit(True))))
+    kwargs = {k: v for k, v in params.items()
+              if k not in ("objective", "eval_metric", "nthread", "seed", "device")}
+    estimator = SparkXGBClassifier(
+        features_col=list(features), label_col=label, validation_indicator_col="_validation",
+        num_workers=num_workers, n_estimators=num_boost_round, random_state=params["seed"],
+        # A barrier stage cannot sit on the union's mixed partitioning: shuffle first.
+        force_repartition=True,
+        early_stopping_rounds=early_stopping_rounds, device=params.get("device", "cpu"),
+        eval_metric=params.get("eval_metric", ["auc", "logloss"]), **kwargs)
+    booster = estimator.fit(data).get_booster()
+    best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
+    booster = booster[: best + 1]
+    booster.feature_names = list(features)
+    return TrainedModel(booster, list(features), best, params, {})
+
+
+def shap_importance(model: TrainedModel, frame: pd.DataFrame, sample: int = 2000,
+                    seed: int = 0) -> pd.DataFrame:
+    """Mean |SHAP| per feature (XGBoost's exact tree contributions) on a sample."""
+    import xgboost as xgb
+
+    part = frame.sample(min(sample, len(frame)), random_state=seed) if len(frame) else frame
+    x = part[model.features].to_numpy(dtype=np.float32)
+    contribs = model.booster.predict(xgb.DMatrix(x, feature_names=model.features),
+                                     pred_contribs=True)[:, :-1]
+    return pd.DataFrame({"feature": model.features,
+                         "mean_abs_shap": np.abs(contribs).mean(axis=0)}).sort_values(
+        "mean_abs_shap", ascending=False), contribs, x
+
+
+def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
+            shap_frame: pd.DataFrame) -> dict[str, Any]:
+    """ROC and precision-recall curves, the confusion matrix at the threshold, feature
+    importance and a SHAP summary, as matplotlib figures keyed by file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    out = {}
+    fpr, tpr, _ = roc_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(fpr, tpr, lw=1.5)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
+    out["plots/roc.png"] = fig
+    precision, recall, _ = precision_recall_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(recall, precision, lw=1.5)
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)")
+    out["plots/precision_recall.png"] = fig
+    flagged = p >= threshold
+    matrix = np.array([[np.sum(~flagged & (y == 0)), np.sum(flagged & (y == 0))],
+                       [np.sum(~flagged & (y == 1)), np.sum(flagged & (y == 1))]])
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center")
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["pred 0", "pred 1"],
+           yticklabels=["true 0", "true 1"], title=f"Confusion at {threshold:.4f}")
+    out["plots/confusion_matrix.png"] = fig
+    gain = model.booster.get_score(importance_type="gain")
+    names = sorted(model.features, key=lambda f: gain.get(f, 0.0))
+    fig, ax = plt.subplots(figsize=(5, 0.35 * len(names) + 1))
+    ax.barh(names, [gain.get(f, 0.0) for f in names])
+    ax.set(title="Feature importance (gain)")
+    out["plots/feature_importance.png"] = fig
+    importance, contribs, x = shap_frame
+    order = list(importance["feature"])[::-1]
+    fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(order) + 1))
+    for row, name in enumerate(order):
+        j = model.features.index(name)
+        values = x[:, j]
+        spread = (values - values.min()) / (np.ptp(values) or 1.0)
+        ax.scatter(contribs[:, j], np.full(len(values), row), c=spread, cmap="coolwarm",
+                   s=4, alpha=0.6)
+    ax.set(yticks=range(len(order)), yticklabels=order, xlabel="SHAP value (log-odds)",
+           title="SHAP summary (colour: feature value)")
+    out["plots/shap_summary.png"] = fig
+    for fig in out.values():
+        fig.tight_layout()
+    return out

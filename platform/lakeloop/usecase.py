@@ -115,7 +115,14 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     num_boost_round: int = Field(default=400, gt=0)
     early_stopping_rounds: int = Field(default=30, gt=0)
-    seed: int = 42
+    # A fixed seed makes training reproducible; null draws a new seed every run (and the
+    # reproducibility gate will say so).
+    seed: int | None = 42
+    # xgboost trains on the driver; spark trains with XGBoost's Spark estimator on the
+    # cluster; auto switches to spark from spark_min_rows training rows.
+    engine: Literal["auto", "xgboost", "spark"] = "auto"
+    spark_min_rows: int = Field(default=20_000_000, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     training_window_days: int = Field(default=365, gt=0)
@@ -125,6 +132,10 @@ class ModelConfig(_Strict):
 class Gates(_Strict):
     recall_min: float = Field(default=0.9, ge=0, le=1)
     auc_min: float = Field(default=0.7, ge=0, le=1)
+    f1_min: float = Field(default=0.0, ge=0, le=1)
+    # The candidate may trail the champion by at most this much AUC on the same window.
+    regression_tolerance: float = Field(default=0.02, ge=0, le=1)
+    onnx_max_abs_diff: float = Field(default=1e-5, gt=0)
     fairness_ratio_min: float = Field(default=0.8, ge=0, le=1)
     tpr_gap_max: float = Field(default=0.1, ge=0, le=1)
     fairness_min_group_rows: int = Field(default=100, ge=1)

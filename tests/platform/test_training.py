@@ -84,3 +84,12 @@ def test_performance_gate_explains_its_numbers():
     assert not verdict.passed
     assert "recall 0.850 < 0.9" in verdict.description
     assert gates.performance({**metrics, "recall": 0.93}, 0.1, Gates()).passed
+
+
+def test_no_regression_gate_allows_the_tolerance_and_no_more():
+    g = Gates(regression_tolerance=0.02)
+    assert gates.no_regression(0.80, None, None, g).passed  # first model: nothing to compare
+    assert gates.no_regression(0.785, 0.80, "3", g).passed
+    verdict = gates.no_regression(0.77, 0.80, "3", g)
+    assert not verdict.passed
+    assert "champion v3 0.8000" in verdict.description and "0.7700" in verdict.description

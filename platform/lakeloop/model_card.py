@@ -1,0 +1,57 @@
+"""A model card per registered version: what it learnt from, how it did, who approved it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def render(*, use_case, version: str, tags: dict[str, str], metrics: dict[str, float],
+           gates: dict[str, dict[str, Any]], fairness_table: str, approval) -> str:
+    lineage = json.loads(tags.get("lakeloop.source_versions", "{}") or "{}")
+    lines = [
+        f"# {use_case.title}: model version {version}",
+        "",
+        use_case.description,
+        "",
+        "## Model",
+        f"- XGBoost ({tags.get('lakeloop.engine', '?')} on {tags.get('lakeloop.device', '?')}), "
+        f"decision threshold {tags.get('threshold', '?')}: a probability at or above it is "
+        "flagged as a likely default",
+        f"- model file sha256 `{tags.get('model_sha256', '?')[:16]}`; portable ONNX export "
+        f"max |difference| {tags.get('onnx_max_abs_diff', 'not exported yet')}",
+        "",
+        "## Data",
+        f"- training set: Delta version {tags.get('lakeloop.training_set_version', '?')}, "
+        f"feature service `{tags.get('lakeloop.feature_service', '?')}`",
+        *[f"- `{table}`: Delta version {v}" for table, v in sorted(lineage.items())],
+        f"- raw snapshots: {tags.get('lakeloop.snapshots', '?')} "
+        f"(sha256 of their hashes `{tags.get('lakeloop.snapshots_sha256', '?')[:16]}`)",
+        f"- code: git `{tags.get('lakeloop.git_commit', '?')[:12]}`, Dagster run "
+        f"`{tags.get('lakeloop.dagster_run_id', '?')}`",
+        "",
+        "## Performance (held-out latest window)",
+        "| metric | value |",
+        "|---|---:|",
+        *[f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items())
+          if k.startswith("test_") and v == v],
+        "",
+        "## Fairness",
+        fairness_table or "no protected attributes",
+        "",
+        "## Gates",
+        "| gate | verdict | why |",
+        "|---|---|---|",
+        *[f"| {name} | {'passed' if g['passed'] else '**failed**'} | {g['description']} |"
+          for name, g in sorted(gates.items())],
+        "",
+        "## Approval",
+    ]
+    if not use_case.sensitive:
+        lines.append("not required (the use case is not marked sensitive)")
+    elif approval is None or approval.status == "pending":
+        lines.append("**pending**: a sensitive use case needs a person's approval")
+    else:
+        lines.append(f"**{approval.status}** by {approval.by} at {approval.at}: "
+                     f"{approval.reason}")
+    return "\n".join(lines) + "\n"
