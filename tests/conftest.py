@@ -60,8 +60,13 @@ def write_use_case(directory: Path, port: int, **replacements: str) -> Path:
 
 
 def settings_for(root: Path, use_case_dir: Path) -> Settings:
+    """Settings for a test data root; its feature server gets a port of its own (derived
+    from the root, so every Settings of one root agree on it)."""
+    import zlib
+
+    port = 20000 + zlib.crc32(str(root.resolve()).encode()) % 20000
     return dataclasses.replace(Settings.from_env({}), data_root=root.resolve(),
-                               use_case_dirs=(use_case_dir,))
+                               use_case_dirs=(use_case_dir,), feature_server_port=port)
 
 
 @pytest.fixture(scope="session")
@@ -115,4 +120,5 @@ def materialized(tmp_path_factory, spark) -> Materialized:
               "dagster/asset_partition_range_end": days[-1]})
     yield Materialized(root, settings, defs, instance, result, days, spec.drift_date.isoformat())
     defs.resources["serving"].stop_all()
+    defs.resources["feast"].stop_feature_server()
     shutil.rmtree(root, ignore_errors=True)

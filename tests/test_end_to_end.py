@@ -2,7 +2,6 @@
 asserting what was written (tables, features, registry, endpoint, reports)."""
 
 import json
-import math
 
 import pytest
 import requests
@@ -94,51 +93,23 @@ def test_registered_model_version_has_metrics_and_data_versions(materialized):
     assert champion.tags["dagster_run_id"] == materialized.result.run_id
 
 
-def _endpoint(materialized):
+def _deployment(materialized):
     mats = _mats(materialized)
     uc = _use_case(materialized)
-    deployment = mats[keys.key(uc, keys.DEPLOYMENT, "seldon_deployment").to_user_string()][-1]
-    return deployment.metadata["endpoint"].value, uc
+    return mats[keys.key(uc, keys.DEPLOYMENT, "seldon_deployment").to_user_string()][-1], uc
 
 
-def test_endpoint_answers_a_valid_request_with_a_probability(materialized):
-    url, uc = _endpoint(materialized)
-    row = [50000.0, 5.0, 120.0, 4.0, 0.0, 0.3, 0.2, 10000.0, 36.0]
-    body = {"data": {"names": list(uc.feature_names), "ndarray": [row]}}
-    response = requests.post(url, json=body, timeout=10)
+def test_endpoint_scores_an_applicant_through_the_feature_transformer(materialized):
+    deployment, uc = _deployment(materialized)
+    sample = deployment.metadata["sample_request"].value
+    assert set(sample) == {uc.entity.join_key, *uc.features.request}
+    response = requests.post(deployment.metadata["endpoint"].value,
+                             json={"jsonData": sample}, timeout=10)
     assert response.status_code == 200, response.text
     probability, prediction = response.json()["data"]["ndarray"][0]
     assert 0.0 <= probability <= 1.0 and prediction in (0, 1)
-
-
-@pytest.mark.parametrize("body, status, message", [
-    ("{not json", 400, "JSON"),
-    ({"data": {"names": ["income"], "ndarray": [[1.0]]}}, 400, "missing feature"),
-    ({"data": {"names": "income", "ndarray": [[1.0]]}}, 400, "list of strings"),
-    ({"rows": [1, 2]}, 400, "expected"),
-])
-def test_endpoint_rejects_malformed_requests_with_a_clear_4xx(materialized, body, status,
-                                                               message):
-    url, _ = _endpoint(materialized)
-    if isinstance(body, str):
-        response = requests.post(url, data=body, timeout=10,
-                                 headers={"Content-Type": "application/json"})
-    else:
-        response = requests.post(url, json=body, timeout=10)
-    assert response.status_code == status, response.text
-    assert message in response.json()["status"]["info"]
-
-
-def test_endpoint_rejects_nan_and_names_the_feature(materialized):
-    url, uc = _endpoint(materialized)
-    names = list(uc.feature_names)
-    row = [1.0] * len(names)
-    row[2] = math.nan
-    response = requests.post(url, data=json.dumps({"data": {"names": names,
-                                                            "ndarray": [row]}}),
-                             headers={"Content-Type": "application/json"}, timeout=10)
-    assert response.status_code == 400
-    assert names[2] in response.json()["status"]["info"]
+    assert probability == pytest.approx(deployment.metadata["sample_probability"].value,
+                                        abs=1e-6)
 
 
 def test_drift_reports_exist_per_day_with_html_and_json(materialized):

@@ -4,7 +4,8 @@ champion once approved (sensitive use cases) or at once; the model card records 
 import dagster as dg
 
 from lakeloop import approvals, keys, promotion
-from lakeloop.deployment import endpoint_name, ensure_champion
+from lakeloop.deployment import Runtime, endpoint_name, ensure_champion
+from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource
 from lakeloop.serving import ServingResource
 from lakeloop.tracking import MlflowResource
@@ -140,14 +141,13 @@ def approval_job(use_case: UseCase) -> dg.JobDefinition:
     return job
 
 
-def rollback(use_case: UseCase, mlflow: MlflowResource, serving: ServingResource,
-             lakehouse: LakehouseResource, *, by: str, reason: str):
+def rollback(rt: Runtime, *, by: str, reason: str):
     """The previous champion back in the registry and, when a local endpoint serves the use
     case, on that endpoint too: one action."""
-    move = promotion.rollback(mlflow, use_case, by=by, reason=reason)
+    move = promotion.rollback(rt.mlflow, rt.use_case, by=by, reason=reason)
     endpoint = None
-    if serving.endpoint(endpoint_name(use_case)) is not None:
-        endpoint, _ = ensure_champion(use_case, serving, mlflow, lakehouse)
+    if rt.serving.endpoint(endpoint_name(rt.use_case)) is not None:
+        endpoint, _ = ensure_champion(rt)
     return move, endpoint
 
 
@@ -162,10 +162,10 @@ def rollback_job(use_case: UseCase) -> dg.JobDefinition:
     @dg.op(name=f"{use_case.name}__rollback")
     def roll_back(context: dg.OpExecutionContext, config: RollbackConfig,
                   mlflow: MlflowResource, serving: ServingResource,
-                  lakehouse: LakehouseResource):
+                  lakehouse: LakehouseResource, feast: FeastResource):
         try:
-            move, endpoint = rollback(use_case, mlflow, serving, lakehouse, by=config.by,
-                                      reason=config.reason)
+            move, endpoint = rollback(Runtime(use_case, serving, mlflow, lakehouse, feast),
+                                      by=config.by, reason=config.reason)
         except promotion.PromotionError as exc:
             raise dg.Failure(str(exc)) from None
         context.log.info(f"champion is v{move.version} again (was v{move.previous})")

@@ -1,76 +1,84 @@
-"""Deployment: the champion model rendered as a SeldonDeployment and served by seldon-core."""
+"""Deployment: the champion as a SeldonDeployment (transformer + model) and, locally, as the
+same graph of seldon-core microservices behind the executor on 127.0.0.1."""
 
 import time
-from pathlib import Path
 
 import dagster as dg
 import yaml
 
 from lakeloop import keys
-from lakeloop.deployment import model_files, serve_version
+from lakeloop.deployment import Runtime, render, serve_champion
+from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource
-from lakeloop.serving import ServingResource, predict, render_seldon_deployment
+from lakeloop.serving import ServingResource, score
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import CHAMPION, MlflowResource
 from lakeloop.usecase import UseCase
 
 
+def sample_instance(spark: SparkResource, lakehouse: LakehouseResource, use_case: UseCase):
+    """A real applicant and request from the latest events, for smoke tests."""
+    from pyspark.sql import functions as F
+
+    events = lakehouse.path(keys.key(use_case, keys.LAKEHOUSE,
+                                     f"silver_{use_case.events_name}"))
+    fields = [use_case.entity.join_key, *use_case.features.request]
+    row = (spark.session().read.format("delta").load(str(events)).select(*fields)
+           .orderBy(F.col(use_case.events.event_time).desc()).first())
+    return {f: (row[f] if f == use_case.entity.join_key else float(row[f])) for f in fields}
+
+
+def write_manifest(lakehouse: LakehouseResource, asset_key: dg.AssetKey, name: str,
+                   manifest: dict):
+    out_dir = lakehouse.path(asset_key)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
+
+
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     champion_key = keys.key(use_case, keys.DEPLOYMENT, "champion")
-    training_set_key = keys.key(use_case, keys.TRAINING, "training_set")
 
     @dg.asset(
         key=keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment"),
-        description="The champion rendered as a SeldonDeployment and served locally by "
-        "seldon-core; answers a sample request.",
+        description="The champion as a SeldonDeployment (feature transformer, then model) "
+        "and, locally, the same graph served on 127.0.0.1; answers a sample request.",
         deps=[champion_key],
         **keys.common(use_case, keys.DEPLOYMENT, "seldon", "kubernetes"),
     )
     def seldon_deployment(context: dg.AssetExecutionContext, serving: ServingResource,
                           mlflow: MlflowResource, lakehouse: LakehouseResource,
-                          spark: SparkResource) -> dg.MaterializeResult:
+                          feast: FeastResource, spark: SparkResource) -> dg.MaterializeResult:
         champion = mlflow.version_by_alias(use_case.name, CHAMPION)
         if champion is None:
             raise dg.Failure(f"{use_case.name} has no champion: nothing to deploy")
         version = str(champion.version)
+        rt = Runtime(use_case, serving, mlflow, lakehouse, feast)
+        manifest_path = write_manifest(lakehouse, context.asset_key, "seldondeployment",
+                                       render(rt, "champion", version))
+        endpoint, predictor = serve_champion(rt, version)
         mlflow.client().set_model_version_tag(use_case.name, version, "deployed_by_run",
                                               context.run.run_id)
-
-        model_dir, config = model_files(mlflow, use_case.name, version)
-        manifest = render_seldon_deployment(
-            name=use_case.name.replace("_", "-"), namespace=serving.namespace,
-            image=serving.image, model_name=use_case.name, model_version=version,
-            model_uri=f"models:/{use_case.name}/{version}", features=config["features"],
-            threshold=config["threshold"], replicas=use_case.serving.replicas)
-        out_dir = lakehouse.path(context.asset_key)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        manifest_path = out_dir / "seldondeployment.yaml"
-        manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-
-        endpoint, _ = serve_version(use_case, serving, mlflow, lakehouse, version)
-        sample = _sample_row(spark, lakehouse.path(training_set_key), config["features"])
+        instance = sample_instance(spark, lakehouse, use_case)
         started = time.perf_counter()
-        answer = predict(endpoint.url, config["features"], [sample],
-                         tags={"request_key": "deployment-smoke-test"})
+        answer = score(endpoint.url, [instance], tags={"request_key": "deployment-smoke-test"})
         latency_ms = (time.perf_counter() - started) * 1000
         probability, prediction = answer["data"]["ndarray"][0]
         context.log.info(f"{endpoint.predictions_url} answered p={probability:.4f}")
         return dg.MaterializeResult(metadata={
             "endpoint": dg.MetadataValue.url(endpoint.predictions_url),
+            "model_endpoint": dg.MetadataValue.url(f"{predictor.model.url}/api/v1.0/predictions"),
+            "transformer_endpoint": dg.MetadataValue.url(
+                f"{predictor.transformer.url}/transform-input"),
             "model_version": dg.MetadataValue.int(int(version)),
             "model_uri": dg.MetadataValue.text(f"models:/{use_case.name}/{version}"),
-            "model_dir": dg.MetadataValue.path(str(model_dir)),
             "manifest": dg.MetadataValue.path(str(manifest_path)),
+            "sample_request": dg.MetadataValue.json(instance),
             "sample_probability": dg.MetadataValue.float(round(float(probability), 6)),
             "sample_prediction": dg.MetadataValue.int(int(prediction)),
             "sample_latency_ms": dg.MetadataValue.float(round(latency_ms, 2)),
-            "decision_threshold": dg.MetadataValue.float(config["threshold"]),
+            "decision_threshold": dg.MetadataValue.float(predictor.config["threshold"]),
         })
 
     return [seldon_deployment]
-
-
-def _sample_row(spark, training_set_path: Path, features: list[str]) -> list[float]:
-    row = spark.session().read.format("delta").load(str(training_set_path)) \
-        .select(*features).dropna().first()
-    return [float(row[f]) for f in features]

@@ -16,10 +16,11 @@ import numpy as np
 import requests
 
 from lakeloop import keys
-from lakeloop.deployment import ensure_champion
+from lakeloop.deployment import Runtime, ensure_champion
+from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource, read_window
 from lakeloop.partitions import daily_partitions, window_of
-from lakeloop.serving import ServingResource
+from lakeloop.serving import ServingResource, graph_request
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import MlflowResource
 from lakeloop.usecase import UseCase
@@ -27,19 +28,21 @@ from lakeloop.usecase import UseCase
 REPLAY_CONCURRENCY = 4
 
 
-def replay_requests(frame, features: list[str], use_case: UseCase) -> list[dict]:
+def replay_requests(frame, use_case: UseCase) -> list[dict]:
+    """Each event as the front end sends it: the applicant's id and the request-time fields
+    (the transformer fetches the rest from the feature store)."""
     events = use_case.events
+    join_key = use_case.entity.join_key
     out = []
     for row in frame.itertuples(index=False):
         record = row._asdict()
-        out.append({
-            "meta": {"puid": f"replay-{record[events.key]}",
-                     "tags": {"request_key": str(record[events.key]),
-                              "entity_key": str(record[use_case.entity.join_key]),
-                              "event_time": record[events.event_time].isoformat()}},
-            "data": {"names": features,
-                     "ndarray": [[float(record[f]) for f in features]]},
-        })
+        instance = {join_key: str(record[join_key]),
+                    **{f: float(record[f]) for f in use_case.features.request}}
+        out.append(graph_request(
+            [instance], puid=f"replay-{record[events.key]}",
+            tags={"request_key": str(record[events.key]),
+                  "entity_key": str(record[join_key]),
+                  "event_time": record[events.event_time].isoformat()}))
     return out
 
 
@@ -60,7 +63,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=keys.key(use_case, keys.DEPLOYMENT, "traffic_replay"),
-        description="Each day's events replayed as requests to the live champion endpoint "
+        description="Each day's events replayed as requests to the live endpoint "
         "(local stand-in for the application front end).",
         deps=[events_key, gold_key, deployment_key, online_key],
         partitions_def=daily_partitions(use_case),
@@ -69,18 +72,16 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     )
     def traffic_replay(context: dg.AssetExecutionContext, spark: SparkResource,
                        lakehouse: LakehouseResource, serving: ServingResource,
-                       mlflow: MlflowResource) -> dg.MaterializeResult:
+                       mlflow: MlflowResource, feast: FeastResource) -> dg.MaterializeResult:
         start, end = window_of(context)
-        endpoint, config = ensure_champion(use_case, serving, mlflow, lakehouse)
-        features = config["features"]
+        endpoint, _ = ensure_champion(Runtime(use_case, serving, mlflow, lakehouse, feast))
         session = spark.session()
         src = use_case.events
-        events = read_window(session, lakehouse.path(events_key), start, end).select(
-            src.key, use_case.entity.join_key, src.event_time, *use_case.features.request)
-        gold = read_window(session, lakehouse.path(gold_key), start, end).select(
-            src.key, *use_case.entity_features)
-        frame = events.join(gold, on=src.key, how="inner").orderBy(src.event_time).toPandas()
-        bodies = replay_requests(frame, features, use_case)
+        frame = (read_window(session, lakehouse.path(events_key), start, end)
+                 .select(src.key, use_case.entity.join_key, src.event_time,
+                         *use_case.features.request)
+                 .orderBy(src.event_time).toPandas())
+        bodies = replay_requests(frame, use_case)
 
         http = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=REPLAY_CONCURRENCY)
@@ -99,7 +100,8 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         latencies = np.array([ms for _, ms in results]) if results else np.array([0.0])
 
         log_dir = lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))
-        wanted = {b["meta"]["puid"] for b in bodies}
+        wanted = {b["meta"]["puid"] for b, (status, _) in zip(bodies, results, strict=True)
+                  if status == 200}
         deadline = time.monotonic() + 30
         while wanted - logged_request_ids(log_dir, context.partition_keys):
             if time.monotonic() > deadline:

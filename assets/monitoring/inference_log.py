@@ -29,6 +29,7 @@ def log_schema():
         StructField("logged_at", StringType()),
         StructField("model_name", StringType()),
         StructField("model_version", StringType()),
+        StructField("predictor", StringType()),
         StructField("features", MapType(StringType(), DoubleType())),
         StructField("probability", DoubleType()),
         StructField("prediction", IntegerType()),
@@ -51,6 +52,8 @@ def _inference_log(spark, files: list[str], use_case: UseCase):
         F.to_timestamp("event_time").alias("event_time"),
         F.to_timestamp("logged_at").alias("logged_at"),
         "model_name", "model_version",
+        F.when(F.coalesce(F.col("predictor"), F.lit("")) == "", F.lit("direct"))
+        .otherwise(F.col("predictor")).alias("predictor"),
         *[F.col("features").getItem(f).alias(f) for f in use_case.feature_names],
         "probability", "prediction", "status", "error", "latency_ms",
         F.to_date("ds").alias("ds"),

@@ -72,14 +72,20 @@ def resolve(use_case: UseCase, requested: dict[str, Any], rows: int) -> dict[str
 
 
 def load_split(session, path, version: int, use_case: UseCase):
+    """The training set at ``version`` as a time split, with only the columns training and
+    the gates use (identifiers and hashes stay in Spark)."""
     from lakeloop import training
 
-    columns = [*use_case.feature_names, LABEL, EVENT_TIMESTAMP,
-               *use_case.protected_attributes, use_case.events.key, "_snapshot_hash"]
+    columns = [*use_case.feature_names, LABEL, EVENT_TIMESTAMP, *use_case.protected_attributes]
     frame = read_table(session, path, version).select(*columns).toPandas()
     split = training.time_split(frame, EVENT_TIMESTAMP, use_case.model.validation_fraction,
                                 use_case.model.test_fraction)
     return frame, split
+
+
+def snapshot_hashes(session, path, version: int) -> list[str]:
+    rows = read_table(session, path, version).select("_snapshot_hash").distinct().collect()
+    return sorted(r[0] for r in rows if r[0])
 
 
 def fit(session, path, version: int, split, use_case: UseCase, resolved: dict[str, Any]):
@@ -190,8 +196,10 @@ def build(use_case: UseCase) -> list:
         ts_path = lakehouse.path(training_set_key)
         ts_version = latest_version(session, ts_path)
         lineage = commit_metadata(session, ts_path, ts_version)
-        frame, split = load_split(session, ts_path, ts_version, use_case)
-        snapshots = sorted(frame["_snapshot_hash"].dropna().unique())
+        load_started = time.perf_counter()
+        _, split = load_split(session, ts_path, ts_version, use_case)
+        load_seconds = time.perf_counter() - load_started
+        snapshots = snapshot_hashes(session, ts_path, ts_version)
         requested = config.model_dump()
         resolved = resolve(use_case, requested, len(split.train))
 
@@ -345,6 +353,7 @@ def build(use_case: UseCase) -> list:
             "engine": dg.MetadataValue.text(resolved["engine"]),
             "seed": dg.MetadataValue.int(resolved["seed"]),
             "train_seconds": dg.MetadataValue.float(round(train_seconds, 3)),
+            "load_seconds": dg.MetadataValue.float(round(load_seconds, 3)),
             "mlflow_logging_seconds": dg.MetadataValue.float(round(logging_seconds, 3)),
             "explain_seconds": dg.MetadataValue.float(round(explain_seconds, 3)),
             "model_sha256": dg.MetadataValue.text(model_sha),

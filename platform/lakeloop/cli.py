@@ -16,6 +16,13 @@ def _context():
     return settings, build_resources(settings), load_use_cases(settings.use_case_dirs)
 
 
+def runtime(use_case, resources):
+    from lakeloop.deployment import Runtime
+
+    return Runtime(use_case, resources["serving"], resources["mlflow"], resources["lakehouse"],
+                   resources["feast"])
+
+
 def cmd_serve(args) -> int:
     """Start the champion endpoint of each use case (or stop every endpoint)."""
     from lakeloop.deployment import ensure_champion
@@ -24,6 +31,8 @@ def cmd_serve(args) -> int:
     serving = resources["serving"]
     if args.stop:
         stopped = serving.stop_all()
+        if resources["feast"].stop_feature_server():
+            stopped.append("feature-server")
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         return 0
     for use_case in use_cases:
@@ -33,8 +42,7 @@ def cmd_serve(args) -> int:
             print(f"{use_case.name}: no champion yet (run `make demo` or materialize "
                   f"{use_case.name}/deployment/seldon_deployment)")
             continue
-        endpoint, _ = ensure_champion(use_case, serving, resources["mlflow"],
-                                      resources["lakehouse"])
+        endpoint, _ = ensure_champion(runtime(use_case, resources))
         print(f"{use_case.name}: champion v{endpoint.model_version} at "
               f"{endpoint.predictions_url}")
     return 0
@@ -79,8 +87,8 @@ def cmd_rollback(args) -> int:
     settings, resources, use_cases = _context()
     use_case = _use_case(use_cases, args.use_case)
     try:
-        move, endpoint = rollback(use_case, resources["mlflow"], resources["serving"],
-                                  resources["lakehouse"], by=args.by, reason=args.reason)
+        move, endpoint = rollback(runtime(use_case, resources), by=args.by,
+                                  reason=args.reason)
     except promotion.PromotionError as exc:
         raise SystemExit(f"lakeloop: {exc}") from None
     import dagster as dg

@@ -278,10 +278,10 @@ def _drift_by_day(instance, key, days: list[str]) -> dict[str, dict]:
 
 
 def _final_state(defs, use_case, resources) -> dict:
-    from lakeloop import keys
-    from lakeloop.deployment import ensure_champion
+    from assets.deployment.seldon import sample_instance
+    from lakeloop.deployment import Runtime, ensure_champion
     from lakeloop.lakehouse import is_delta_table, last_commit
-    from lakeloop.serving import predict
+    from lakeloop.serving import score
     from lakeloop.tracking import CHALLENGER, CHAMPION
 
     spark = resources["spark"].session()
@@ -298,18 +298,15 @@ def _final_state(defs, use_case, resources) -> dict:
     for alias in (CHAMPION, CHALLENGER):
         version = mlflow.version_by_alias(use_case.name, alias)
         aliases[alias] = int(version.version) if version else None
-    endpoint, config = ensure_champion(use_case, resources["serving"], mlflow, lakehouse)
-    sample = (spark.read.format("delta").load(str(lakehouse.path(
-        keys.key(use_case, keys.TRAINING, "training_set"))))
-        .select(*config["features"]).dropna().first())
-    row = [float(sample[f]) for f in config["features"]]
-    answer = predict(endpoint.url, config["features"], [row],
-                     tags={"request_key": "demo-summary"})
+    endpoint, predictor = ensure_champion(Runtime(use_case, resources["serving"], mlflow,
+                                                  lakehouse, resources["feast"]))
+    instance = sample_instance(resources["spark"], lakehouse, use_case)
+    answer = score(endpoint.url, [instance], tags={"request_key": "demo-summary"})
     return {
         "tables": tables,
         "registry": {"model": use_case.name, "aliases": aliases},
         "endpoint": {"url": endpoint.predictions_url, "model_version": endpoint.model_version,
-                     "request": dict(zip(config["features"], row, strict=True)),
+                     "request": instance,
                      "response": answer["data"]},
     }
 

@@ -1,21 +1,74 @@
-"""Deploying registered model versions: files, serving config and local endpoints."""
+"""Deploying registered model versions as inference graphs, locally.
+
+A predictor is the graph the SeldonDeployment describes: the feature transformer (applicant
+id + request fields -> complete feature row, from Feast's feature server) then the model.
+Each runs as a seldon-core microservice on 127.0.0.1; the local executor in front routes
+requests between predictors (champion only, canary, A/B) and mirrors them to a shadow.
+
+Ports, from the use case's ``serving.port`` P: the executor (the public endpoint) on P; the
+champion's model on P+10 and transformer on P+12; the challenger's on P+20 and P+22 (each
+microservice also holds the next port for its metrics).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource
-from lakeloop.serving import MODEL_CLASS, ServingResource
-from lakeloop.tracking import CHAMPION, MlflowResource
+from lakeloop.serving import (
+    MODEL_CLASS,
+    TRANSFORMER_CLASS,
+    Endpoint,
+    ManifestPredictor,
+    ServingResource,
+    render_seldon_deployment,
+)
+from lakeloop.tracking import CHALLENGER, CHAMPION, MlflowResource
 from lakeloop.usecase import UseCase
 
+OFFSETS = {CHAMPION: 10, CHALLENGER: 20}
 
-def endpoint_name(use_case: UseCase, role: str = CHAMPION) -> str:
-    return f"{use_case.name}-{role}"
+
+@dataclass(frozen=True)
+class Runtime:
+    """What deploying a use case needs, in one place."""
+
+    use_case: UseCase
+    serving: ServingResource
+    mlflow: MlflowResource
+    lakehouse: LakehouseResource
+    feast: FeastResource
+
+
+@dataclass(frozen=True)
+class Predictor:
+    role: str
+    model_version: str
+    model: Endpoint
+    transformer: Endpoint
+    config: dict
+
+    @property
+    def graph(self) -> list[str]:
+        return [f"{self.transformer.url}/transform-input", f"{self.model.url}/predict"]
+
+    def route(self, traffic: int) -> dict:
+        return {"name": self.role, "traffic": traffic, "model_version": self.model_version,
+                "graph": self.graph}
+
+
+def endpoint_name(use_case: UseCase) -> str:
+    return use_case.name
+
+
+def component_name(use_case: UseCase, role: str, component: str) -> str:
+    return f"{use_case.name}-{role}-{component}"
 
 
 def model_files(mlflow: MlflowResource, name: str, version: str) -> tuple[Path, dict]:
@@ -23,39 +76,117 @@ def model_files(mlflow: MlflowResource, name: str, version: str) -> tuple[Path, 
     ml = mlflow.setup()
     model_dir = Path(ml.artifacts.download_artifacts(f"models:/{name}/{version}"))
     tags = mlflow.client().get_model_version(name, version).tags
-    config = {"features": json.loads(tags["features"]), "threshold": float(tags["threshold"])}
+    config = {"features": json.loads(tags["features"]), "threshold": float(tags["threshold"]),
+              "feature_service": tags.get("feature_service", "")}
     return model_dir, config
 
 
-def serve_version(use_case: UseCase, serving: ServingResource, mlflow: MlflowResource,
-                  lakehouse: LakehouseResource, version: str, role: str = CHAMPION):
-    """Start the local microservice for ``version`` (restarting whatever served before)."""
-    model_dir, config = model_files(mlflow, use_case.name, version)
-    log_dir = lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))
-    params = {
+def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
+    """The model and transformer microservices of ``version`` in ``role`` (restarted)."""
+    use_case = rt.use_case
+    model_dir, config = model_files(rt.mlflow, use_case.name, version)
+    port = use_case.serving.port + OFFSETS[role]
+    model = rt.serving.start(component_name(use_case, role, "model"), MODEL_CLASS, {
         "model_path": str(model_dir / "model.ubj"),
         "features": json.dumps(config["features"]),
         "threshold": config["threshold"],
         "model_name": use_case.name,
         "model_version": version,
-        "log_dir": str(log_dir),
-    }
-    port = use_case.serving.port + (0 if role == CHAMPION else 10)
-    return serving.start(endpoint_name(use_case, role), MODEL_CLASS, params, port), config
+        "log_dir": str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))),
+    }, port)
+    server = rt.feast.ensure_feature_server()
+    transformer = rt.serving.start(component_name(use_case, role, "transformer"),
+                                   TRANSFORMER_CLASS, {
+        "feature_server_url": server.url,
+        "feature_service": config["feature_service"],
+        "entity_key": use_case.entity.join_key,
+        "request_features": json.dumps(list(use_case.features.request)),
+        "features": json.dumps(config["features"]),
+        "model_name": use_case.name,
+        "model_version": version,
+        "log_dir": str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))),
+    }, port + 2)
+    return Predictor(role, version, model, transformer, config)
 
 
-def ensure_champion(use_case: UseCase, serving: ServingResource, mlflow: MlflowResource,
-                    lakehouse: LakehouseResource):
-    """The running champion endpoint, started if it is down or serves an older version."""
-    champion = mlflow.version_by_alias(use_case.name, CHAMPION)
+def running_predictor(rt: Runtime, role: str) -> Predictor | None:
+    """The predictor already serving ``role``, if both its components answer."""
+    model = rt.serving.endpoint(component_name(rt.use_case, role, "model"))
+    transformer = rt.serving.endpoint(component_name(rt.use_case, role, "transformer"))
+    if model is None or transformer is None or model.model_version != \
+            transformer.model_version:
+        return None
+    _, config = model_files(rt.mlflow, rt.use_case.name, model.model_version)
+    return Predictor(role, model.model_version, model, transformer, config)
+
+
+def predictor_for(rt: Runtime, version: str, role: str) -> Predictor:
+    running = running_predictor(rt, role)
+    if running is not None and running.model_version == str(version):
+        return running
+    return start_predictor(rt, str(version), role)
+
+
+def route(rt: Runtime, predictors: list[tuple[Predictor, int]],
+          shadow: Predictor | None = None) -> Endpoint:
+    """(Re)start the executor with these predictors and traffic weights (percent)."""
+    config = {"name": rt.use_case.name, "model_name": rt.use_case.name,
+              "predictors": [p.route(traffic) for p, traffic in predictors],
+              "shadow": shadow.route(0) if shadow else None}
+    return rt.serving.start_executor(endpoint_name(rt.use_case), config,
+                                     rt.use_case.serving.port)
+
+
+def serve_champion(rt: Runtime, version: str) -> tuple[Endpoint, Predictor]:
+    """Only ``version``, as champion, on the public endpoint; a challenger is stopped."""
+    predictor = predictor_for(rt, version, CHAMPION)
+    endpoint = route(rt, [(predictor, 100)])
+    for component in ("model", "transformer"):
+        rt.serving.stop(component_name(rt.use_case, CHALLENGER, component))
+    return endpoint, predictor
+
+
+def ensure_champion(rt: Runtime) -> tuple[Endpoint, Predictor]:
+    """The public endpoint serving the registry's champion, started if it is down, serves
+    another version or still routes a rollout."""
+    champion = rt.mlflow.version_by_alias(rt.use_case.name, CHAMPION)
     if champion is None:
-        raise dg.Failure(f"{use_case.name} has no champion model yet: materialize "
-                         f"{use_case.name}/deployment/seldon_deployment first")
-    running = serving.endpoint(endpoint_name(use_case))
-    if running is not None and running.model_version == str(champion.version):
-        _, config = model_files(mlflow, use_case.name, str(champion.version))
-        return running, config
-    return serve_version(use_case, serving, mlflow, lakehouse, str(champion.version))
+        raise dg.Failure(f"{rt.use_case.name} has no champion model yet: materialize "
+                         f"{rt.use_case.name}/deployment/seldon_deployment first")
+    version = str(champion.version)
+    running = rt.serving.endpoint(endpoint_name(rt.use_case))
+    predictor = running_predictor(rt, CHAMPION)
+    only_champion = {"predictors": {CHAMPION: [version, 100]}, "shadow": None}
+    if running is not None and predictor is not None and predictor.model_version == version \
+            and running.rollout == only_champion:
+        return running, predictor
+    return serve_champion(rt, version)
+
+
+def render(rt: Runtime, rollout: str, champion: str, challenger: str | None = None,
+           challenger_traffic: int = 0) -> dict:
+    """The SeldonDeployment for the champion alone or a rollout, from registered versions."""
+    def predictor(version: str, role: str, traffic: int, shadow: bool = False):
+        _, config = model_files(rt.mlflow, rt.use_case.name, version)
+        return ManifestPredictor(role, version, config["features"], config["threshold"],
+                                 config["feature_service"], traffic, shadow)
+
+    if rollout == "champion" or challenger is None:
+        predictors = [predictor(champion, CHAMPION, 100)]
+    elif rollout == "shadow":
+        predictors = [predictor(champion, CHAMPION, 100),
+                      predictor(challenger, CHALLENGER, 0, shadow=True)]
+    else:
+        split = 50 if rollout == "ab" else challenger_traffic
+        predictors = [predictor(champion, CHAMPION, 100 - split),
+                      predictor(challenger, CHALLENGER, split)]
+    return render_seldon_deployment(
+        name=rt.use_case.name.replace("_", "-"), namespace=rt.serving.namespace,
+        image=rt.serving.image, model_name=rt.use_case.name,
+        entity_key=rt.use_case.entity.join_key,
+        request_features=list(rt.use_case.features.request),
+        feature_server_url=rt.serving.cluster_feature_server_url, predictors=predictors,
+        rollout=rollout, replicas=rt.use_case.serving.replicas)
 
 
 def load_booster(mlflow: MlflowResource, name: str, version: str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from lakeloop.processes import ProcessError, Registry, Running
 from lakeloop.settings import PROJECT_ROOT
 
 MODEL_CLASS = "lakeloop.seldon.model.XGBoostModel"
+TRANSFORMER_CLASS = "lakeloop.seldon.transformer.FeatureTransformer"
 SERVING_IMAGE = "ghcr.io/lakeloop/lakeloop-serving:0.1.0"
 
 
@@ -37,6 +38,7 @@ class Endpoint:
     model_name: str
     model_version: str
     log: str
+    rollout: dict = field(default_factory=dict)
 
     @property
     def predictions_url(self) -> str:
@@ -66,6 +68,7 @@ class ServingResource(dg.ConfigurableResource):
     workers: int = 1
     image: str = SERVING_IMAGE
     namespace: str = "lakeloop"
+    cluster_feature_server_url: str = "http://lakeloop-feature-server.lakeloop.svc:6566"
     start_timeout_s: float = 60.0
 
     def _registry(self) -> Registry:
@@ -107,6 +110,36 @@ class ServingResource(dg.ConfigurableResource):
             raise ServingError(str(exc)) from None
         return _endpoint(running)
 
+    def start_executor(self, name: str, config: dict[str, Any], port: int) -> Endpoint:
+        """Start (or restart) the local executor that routes a deployment's predictors."""
+        instance_id = uuid.uuid4().hex
+        configs = Path(self.state_dir) / "executors"  # not *.json beside the process states
+        configs.mkdir(parents=True, exist_ok=True)
+        path = configs / f"{name}.json"
+        path.write_text(json.dumps({**config, "port": port, "instance_id": instance_id},
+                                   indent=2))
+        env = {
+            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")},
+            "PYTHONPATH": str(PROJECT_ROOT / "platform"),
+            "SELDON_BIND_HOST": self.host,
+        }
+        cmd = [self.python, "-m", "lakeloop.seldon.executor", str(path)]
+        versions = {p["name"]: p.get("model_version", "") for p in config["predictors"]}
+        try:
+            running = self._registry().start(
+                name, cmd, env, self.host, [port],
+                ready=lambda url: _ready(url, instance_id), timeout=self.start_timeout_s,
+                info={"model_name": config.get("model_name", ""),
+                      "model_version": versions.get("champion", ""),
+                      "rollout": json.dumps({
+                          "predictors": {p["name"]: [p.get("model_version", ""),
+                                                     int(p["traffic"])]
+                                         for p in config["predictors"]},
+                          "shadow": (config.get("shadow") or {}).get("model_version")})})
+        except ProcessError as exc:
+            raise ServingError(str(exc)) from None
+        return _endpoint(running)
+
     def stop(self, name: str) -> bool:
         """Stop ``name`` cleanly (SIGTERM lets workers flush their request logs)."""
         return self._registry().stop(name)
@@ -118,7 +151,8 @@ class ServingResource(dg.ConfigurableResource):
 def _endpoint(running: Running) -> Endpoint:
     return Endpoint(name=running.name, url=running.url, pid=running.pid, port=running.port,
                     model_name=running.info.get("model_name", ""),
-                    model_version=running.info.get("model_version", ""), log=running.log)
+                    model_version=running.info.get("model_version", ""), log=running.log,
+                    rollout=json.loads(running.info.get("rollout", "{}")))
 
 
 def _answers(url: str) -> bool:
@@ -143,6 +177,7 @@ def _ready(url: str, instance_id: str) -> bool:
 def predict(endpoint_url: str, names: list[str], rows: list[list[float]],
             tags: dict[str, str] | None = None, session: requests.Session | None = None,
             timeout: float = 10.0) -> dict:
+    """A feature-row request, straight to a model microservice."""
     body = {"data": {"names": names, "ndarray": rows}, "meta": {"tags": tags or {}}}
     http = session or requests
     response = http.post(f"{endpoint_url}/api/v1.0/predictions", json=body, timeout=timeout)
@@ -151,52 +186,136 @@ def predict(endpoint_url: str, names: list[str], rows: list[list[float]],
     return response.json()
 
 
-def render_seldon_deployment(*, name: str, namespace: str, image: str, model_name: str,
-                             model_version: str, model_uri: str, features: list[str],
-                             threshold: float, replicas: int = 1) -> dict[str, Any]:
-    """A machinelearning.seldon.io/v1 SeldonDeployment serving one model version."""
-    params = seldon_parameters({
+def graph_request(instances: list[dict[str, Any]], tags: dict[str, str] | None = None,
+                  puid: str | None = None) -> dict:
+    """The body a client sends to a deployment: entity ids and request-time fields."""
+    body: dict[str, Any] = {"jsonData": instances[0] if len(instances) == 1
+                            else {"instances": instances}, "meta": {"tags": tags or {}}}
+    if puid:
+        body["meta"]["puid"] = puid
+    return body
+
+
+def score(endpoint_url: str, instances: list[dict[str, Any]],
+          tags: dict[str, str] | None = None, session: requests.Session | None = None,
+          timeout: float = 10.0) -> dict:
+    """Score instances through a deployment's graph (transformer, then model)."""
+    http = session or requests
+    response = http.post(f"{endpoint_url}/api/v1.0/predictions",
+                         json=graph_request(instances, tags), timeout=timeout)
+    if response.status_code != 200:
+        raise ServingError(f"{response.status_code}: {response.text[:500]}")
+    return response.json()
+
+
+CONTAINER_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                      "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                      "capabilities": {"drop": ["ALL"]}}
+RESOURCES = {
+    "transformer": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                    "limits": {"cpu": "500m", "memory": "512Mi"}},
+    "model": {"requests": {"cpu": "250m", "memory": "512Mi"},
+              "limits": {"cpu": "1", "memory": "1Gi"}},
+}
+ROLLOUTS = ("champion", "canary", "shadow", "ab")
+
+
+@dataclass(frozen=True)
+class ManifestPredictor:
+    """One predictor of a SeldonDeployment: a model version and the traffic it gets."""
+
+    role: str
+    model_version: str
+    features: list[str]
+    threshold: float
+    feature_service: str
+    traffic: int = 100
+    shadow: bool = False
+
+
+def _container(name: str, image: str) -> dict[str, Any]:
+    return {"name": name, "image": image, "securityContext": CONTAINER_SECURITY,
+            "resources": RESOURCES[name],
+            "env": [{"name": "SELDON_BIND_HOST", "value": "0.0.0.0"},
+                    {"name": "OMP_NUM_THREADS", "value": "1"}]}
+
+
+def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key: str,
+               request_features: list[str], feature_server_url: str,
+               replicas: int) -> dict[str, Any]:
+    model_params = seldon_parameters({
         "model_path": "/mnt/models/model.ubj",
-        "features": json.dumps(features),
-        "threshold": float(threshold),
+        "features": json.dumps(p.features),
+        "threshold": float(p.threshold),
         "model_name": model_name,
-        "model_version": str(model_version),
+        "model_version": str(p.model_version),
     })
-    container = {
-        "name": "model",
-        "image": image,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
-        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
-                      "limits": {"cpu": "1", "memory": "1Gi"}},
-        "env": [{"name": "SELDON_BIND_HOST", "value": "0.0.0.0"}],
+    transformer_params = seldon_parameters({
+        "feature_server_url": feature_server_url,
+        "feature_service": p.feature_service,
+        "entity_key": entity_key,
+        "request_features": json.dumps(request_features),
+        "features": json.dumps(p.features),
+    })
+    out: dict[str, Any] = {
+        "name": p.role,
+        "replicas": replicas,
+        "labels": {"lakeloop/model-version": str(p.model_version)},
+        "componentSpecs": [{"spec": {
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [_container("transformer", image), _container("model", image)],
+        }}],
+        "graph": {
+            "name": "transformer",
+            "type": "TRANSFORMER",
+            "endpoint": {"type": "REST"},
+            "parameters": transformer_params,
+            "children": [{
+                "name": "model",
+                "type": "MODEL",
+                "endpoint": {"type": "REST"},
+                "modelUri": f"models:/{model_name}/{p.model_version}",
+                "envSecretRefName": "lakeloop-model-storage",
+                "parameters": model_params,
+                "children": [],
+            }],
+        },
     }
+    if p.shadow:
+        out["shadow"] = True
+    else:
+        out["traffic"] = int(p.traffic)
+    return out
+
+
+def render_seldon_deployment(*, name: str, namespace: str, image: str, model_name: str,
+                             entity_key: str, request_features: list[str],
+                             feature_server_url: str, predictors: list[ManifestPredictor],
+                             rollout: str = "champion", replicas: int = 1) -> dict[str, Any]:
+    """A machinelearning.seldon.io/v1 SeldonDeployment: the champion alone, or a rollout
+    (canary: a traffic split; shadow: the challenger mirrored; ab: an even split)."""
+    if rollout not in ROLLOUTS:
+        raise ValueError(f"rollout must be one of {', '.join(ROLLOUTS)}, not {rollout!r}")
+    live = [p for p in predictors if not p.shadow]
+    if sum(p.traffic for p in live) != 100:
+        raise ValueError("the traffic of the live predictors must add up to 100")
     return {
         "apiVersion": "machinelearning.seldon.io/v1",
         "kind": "SeldonDeployment",
         "metadata": {"name": name, "namespace": namespace,
                      "labels": {"app.kubernetes.io/part-of": "lakeloop",
+                                "app.kubernetes.io/name": name,
                                 "lakeloop/model": model_name,
-                                "lakeloop/model-version": str(model_version)}},
+                                "lakeloop/rollout": rollout},
+                     "annotations": {"seldon.io/rest-timeout": "5000"}},
         "spec": {
             "name": name,
             "protocol": "seldon",
-            "predictors": [{
-                "name": "champion",
-                "replicas": replicas,
-                "traffic": 100,
-                "componentSpecs": [{"spec": {"containers": [container]}}],
-                "graph": {
-                    "name": "model",
-                    "type": "MODEL",
-                    "implementation": "UNKNOWN_IMPLEMENTATION",
-                    "modelUri": model_uri,
-                    "envSecretRefName": "lakeloop-model-storage",
-                    "parameters": params,
-                    "children": [],
-                },
-            }],
+            "predictors": [_predictor(p, image=image, model_name=model_name,
+                                      entity_key=entity_key,
+                                      request_features=request_features,
+                                      feature_server_url=feature_server_url,
+                                      replicas=replicas) for p in predictors],
         },
     }

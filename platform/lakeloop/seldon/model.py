@@ -175,6 +175,7 @@ class XGBoostModel:
                 "logged_at": _utc_now().isoformat(),
                 "model_name": self.model_name,
                 "model_version": self.model_version,
+                "predictor": str(tags.get("predictor", "")),
                 "features": (dict(zip(self.features, map(float, x[i]), strict=True))
                              if x is not None else None),
                 "probability": float(p[i]) if p is not None else None,
