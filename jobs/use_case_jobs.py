@@ -58,9 +58,11 @@ def build(use_case: UseCase) -> tuple[list, list[dg.ScheduleDefinition]]:
         selection=ingest_selection(use_case) | dg.AssetSelection.assets(
             keys.key(use_case, keys.DEPLOYMENT, "traffic_replay"),
             keys.key(use_case, keys.MONITORING, "inference_log"),
-            keys.key(use_case, keys.MONITORING, "drift_report")),
-        description=f"{use_case.title}: the day's ingest, traffic, inference log and drift "
-        "report.",
+            keys.key(use_case, keys.MONITORING, "drift_report"),
+            keys.key(use_case, keys.MONITORING, "performance_report"),
+            keys.key(use_case, keys.MONITORING, "fairness_report")),
+        description=f"{use_case.title}: the day's ingest, traffic, inference log and "
+        "monitoring reports (drift, performance, fairness).",
         tags={"use_case": use_case.name},
     )
     retrain = dg.define_asset_job(

@@ -28,8 +28,14 @@ def contiguous(days: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def targets(use_case: UseCase) -> list[dg.AssetKey]:
+    """What newly known outcomes change: the labelled events and the day's quality reports."""
+    return [keys.key(use_case, keys.LAKEHOUSE, use_case.labeled_table),
+            keys.key(use_case, keys.MONITORING, "performance_report"),
+            keys.key(use_case, keys.MONITORING, "fairness_report")]
+
+
 def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunRequest], dict]:
-    labeled_key = keys.key(use_case, keys.LAKEHOUSE, use_case.labeled_table)
     days, sources = set(), set()
     for record in records:
         cursor["storage_id"] = max(cursor.get("storage_id", 0), record.storage_id)
@@ -44,7 +50,7 @@ def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunReque
     for first, last in contiguous(sorted(days)):
         requests.append(dg.RunRequest(
             run_key=f"{use_case.name}-labels-{first}-{last}-{cursor['storage_id']}",
-            asset_selection=[labeled_key],
+            asset_selection=targets(use_case),
             tags={RANGE_START: first, RANGE_END: last, "lakeloop/trigger": "labels",
                   "lakeloop/label_days": ",".join(sorted(sources)), "use_case": use_case.name},
         ))
@@ -53,14 +59,13 @@ def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunReque
 
 def build(use_case: UseCase) -> dg.SensorDefinition:
     labels_key = keys.key(use_case, keys.LAKEHOUSE, f"silver_{use_case.labels_name}")
-    labeled_key = keys.key(use_case, keys.LAKEHOUSE, use_case.labeled_table)
-
     @dg.sensor(
         name=sensor_name(use_case),
-        target=[labeled_key],
+        target=targets(use_case),
         minimum_interval_seconds=60,
         description=f"When {use_case.labels_name} land, re-materialises the partitions of "
-        f"{use_case.labeled_table} (by event day) that they label, and only those.",
+        f"{use_case.labeled_table} (by event day) that they label, and only those, with "
+        "their performance and fairness reports.",
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def label_sensor(context: dg.SensorEvaluationContext):

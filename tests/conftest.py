@@ -29,20 +29,45 @@ TINY_DRIFT_DAY = 21
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
+SERVING_PORT_OFFSETS = (0, 10, 11, 12, 13, 20, 21, 22, 23)  # executor, two predictors
+_TAKEN: set[int] = set()
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port_pair() -> int:
-    """A port p with p and p+1 free on 127.0.0.1 (seldon-core needs both)."""
-    for _ in range(50):
+    """A base port P whose serving ports (P, P+10..13, P+20..23) are all free on 127.0.0.1
+    and not handed out to another fixture of this session."""
+    for _ in range(200):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port < 64000:
-            with socket.socket() as s2:
-                try:
-                    s2.bind(("127.0.0.1", port + 1))
-                    return port
-                except OSError:
-                    continue
-    raise RuntimeError("no free port pair")
+        wanted = [port + o for o in SERVING_PORT_OFFSETS]
+        if port < 60000 and not _TAKEN & set(wanted) and all(map(_free, wanted)):
+            _TAKEN.update(wanted)
+            return port
+    raise RuntimeError("no free serving ports")
+
+
+def free_port() -> int:
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _TAKEN:
+            _TAKEN.add(port)
+            return port
+    raise RuntimeError("no free port")
+
+
+_FEATURE_SERVER_PORTS: dict[Path, int] = {}
 
 
 def write_use_case(directory: Path, port: int, **replacements: str) -> Path:
@@ -60,11 +85,9 @@ def write_use_case(directory: Path, port: int, **replacements: str) -> Path:
 
 
 def settings_for(root: Path, use_case_dir: Path) -> Settings:
-    """Settings for a test data root; its feature server gets a port of its own (derived
-    from the root, so every Settings of one root agree on it)."""
-    import zlib
-
-    port = 20000 + zlib.crc32(str(root.resolve()).encode()) % 20000
+    """Settings for a test data root; its feature server gets a free port of its own (the
+    same for every Settings of one root)."""
+    port = _FEATURE_SERVER_PORTS.setdefault(root.resolve(), free_port())
     return dataclasses.replace(Settings.from_env({}), data_root=root.resolve(),
                                use_case_dirs=(use_case_dir,), feature_server_port=port)
 

@@ -124,3 +124,25 @@ def test_drift_reports_exist_per_day_with_html_and_json(materialized):
     drifted = {d for d, m in by_day.items() if m.metadata["drifted"].value}
     assert drifted and min(drifted) >= materialized.drift_date
     assert any(d < materialized.drift_date for d in set(by_day) - drifted)
+
+
+@pytest.mark.parametrize("report", ["performance_report", "fairness_report"])
+def test_quality_reports_per_day_with_metrics_and_html(materialized, report):
+    uc = _use_case(materialized)
+    mats = _mats(materialized)[keys.key(uc, keys.MONITORING, report).to_user_string()]
+    by_day = {m.partition: m for m in mats}
+    assert len(by_day) == len(materialized.days)
+    for mat in by_day.values():
+        assert mat.metadata["report"].value.endswith("report.html")
+        summary = json.loads(open(mat.metadata["report"].value.replace(
+            "report.html", "summary.json")).read())
+        assert summary["rows"] == mat.metadata["rows"].value > 0
+    if report == "performance_report":
+        judged = [m for m in by_day.values() if m.metadata["judged"].value]
+        assert judged, "some days should have enough outcomes to be judged"
+        early = [m for d, m in by_day.items() if d < materialized.drift_date and
+                 m.metadata["judged"].value]
+        assert all(0.0 <= m.metadata["recall"].value <= 1.0 for m in judged)
+        assert all(m.metadata["auc"].value > 0.7 for m in early)
+    else:
+        assert all("gender_approval_ratio" in m.metadata for m in by_day.values())

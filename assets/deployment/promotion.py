@@ -2,6 +2,7 @@
 champion once approved (sensitive use cases) or at once; the model card records all of it."""
 
 import dagster as dg
+import yaml
 
 from lakeloop import approvals, keys, promotion
 from lakeloop.deployment import Runtime, endpoint_name, ensure_champion
@@ -63,30 +64,87 @@ def build(use_case: UseCase) -> list:
 
     @dg.asset(
         key=champion_key,
-        description="The challenger promoted to champion: after a recorded approval when the "
-        "use case is sensitive. The previous champion is kept for rollback.",
+        description="The challenger rolled out: smoke, latency and shadow checks on its live "
+        "graph, then a canary (or shadow, or A/B) split of replayed traffic; promoted to "
+        "champion if every check passes (after a recorded approval when the use case is "
+        "sensitive), else the endpoint goes back to the champion alone.",
         deps=[challenger_key, approval.key],
-        **keys.common(use_case, keys.DEPLOYMENT, "mlflow"),
+        **keys.common(use_case, keys.DEPLOYMENT, "mlflow", "seldon"),
     )
-    def champion(context: dg.AssetExecutionContext,
-                 mlflow: MlflowResource) -> dg.MaterializeResult:
-        from lakeloop.tracking import CHALLENGER
+    def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+                 serving: ServingResource, lakehouse: LakehouseResource,
+                 feast: FeastResource) -> dg.MaterializeResult:
+        from lakeloop import rollout
+        from lakeloop.deployment import render, serve_champion
+        from lakeloop.tracking import CHALLENGER, CHAMPION
 
         current = mlflow.version_by_alias(use_case.name, CHALLENGER)
         if current is None:
             raise dg.Failure(f"{use_case.name} has no challenger to promote")
         version = str(current.version)
         try:
+            promotion.check_promotable(mlflow, use_case, version)
+        except promotion.PromotionError as exc:
+            raise dg.Failure(str(exc)) from None
+        rt = Runtime(use_case, serving, mlflow, lakehouse, feast)
+        previous = mlflow.version_by_alias(use_case.name, CHAMPION)
+        previous = None if previous is None else str(previous.version)
+        out_dir = lakehouse.path(context.asset_key)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        manifests = {}
+        for strategy in ("canary", "shadow", "ab"):
+            if previous is None or previous == version:
+                break
+            path = out_dir / f"v{version}-{strategy}.yaml"
+            path.write_text(yaml.safe_dump(render(
+                rt, strategy, previous, version, use_case.rollout.canary_traffic),
+                sort_keys=False))
+            manifests[strategy] = dg.MetadataValue.path(str(path))
+
+        report = None
+        if previous is not None and previous != version:
+            log_dir = lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))
+            instances = rollout.recent_instances(log_dir, use_case,
+                                                 use_case.rollout.replay_requests)
+            report, champ, chall = rollout.validate(rt, previous, version, instances)
+            if report.passed:
+                rollout.canary(rt, report, champ, chall, instances)
+            promotion.record_rollout(mlflow, use_case, version, report)
+            numbers = {"rollout": dg.MetadataValue.md(report.table()),
+                       "strategy": dg.MetadataValue.text(report.strategy),
+                       "challenger_version": dg.MetadataValue.int(int(version)),
+                       "champion_version": dg.MetadataValue.int(int(previous))}
+            if not report.passed:
+                serve_champion(rt, previous)  # the endpoint goes back to the champion alone
+                # Recorded on the instance at once: events logged by a step that then
+                # fails are not guaranteed to be kept, and this decision must be.
+                context.instance.report_runless_asset_event(dg.AssetObservation(
+                    asset_key=context.asset_key,
+                    description=f"v{version} rolled back: " + "; ".join(report.reasons),
+                    metadata={**numbers, "decision": dg.MetadataValue.text("rolled back")}))
+                raise dg.Failure(
+                    f"{use_case.name} v{version} was rolled back; champion v{previous} keeps "
+                    "the traffic: " + "; ".join(report.reasons),
+                    metadata={**numbers, "decision": dg.MetadataValue.text("rolled back")})
+        try:
             move = promotion.to_champion(mlflow, use_case, version,
                                          reason=f"Dagster run {context.run.run_id}")
         except promotion.PromotionError as exc:
             raise dg.Failure(str(exc)) from None
+        endpoint, _ = serve_champion(rt, version)
         card = promotion.log_card(mlflow, use_case, version)
         decision = (approvals.read(mlflow.client(), use_case.name, version)
                     if use_case.sensitive else None)
         return dg.MaterializeResult(metadata={
             "model_version": dg.MetadataValue.int(int(version)),
             "previous_champion": dg.MetadataValue.text(move.previous or "none"),
+            "decision": dg.MetadataValue.text(
+                f"promoted after validation and {report.strategy}" if report
+                else "promoted (first model: nothing to compare with)"),
+            "rollout": dg.MetadataValue.md(report.table() if report else
+                                           "first model: no champion to compare with"),
+            "endpoint": dg.MetadataValue.url(endpoint.predictions_url),
+            **{f"manifest_{k}": v for k, v in manifests.items()},
             "approved_by": dg.MetadataValue.text(decision.by if decision else "not required"),
             "approved_at": dg.MetadataValue.text(decision.at if decision else ""),
             "approval_reason": dg.MetadataValue.text(decision.reason if decision else ""),

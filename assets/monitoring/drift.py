@@ -5,7 +5,7 @@ import dagster as dg
 from lakeloop import keys
 from lakeloop.deployment import load_booster
 from lakeloop.lakehouse import LakehouseResource, read_table, read_window
-from lakeloop.monitoring import drift_report, drift_table
+from lakeloop.monitoring import drift_report, drift_table, sorted_columns
 from lakeloop.partitions import daily_partitions
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import MlflowResource
@@ -20,8 +20,9 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=keys.key(use_case, keys.MONITORING, "drift_report"),
-        description="Evidently data and prediction drift per day: the day's requests against "
-        "the training set of the model that answered them (HTML report + JSON).",
+        description="Data drift per feature and prediction drift per day: the day's live "
+        "requests against the training set of the model that answered them (exact "
+        "statistics over the whole window; Evidently's HTML report + JSON).",
         deps=[log_key],
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -53,12 +54,14 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                 booster, config = load_booster(mlflow, use_case.name, version)
                 reference["probability"] = booster.inplace_predict(
                     reference[config["features"]].to_numpy(dtype="float32"))
-                references[version] = (reference, ts_version)
-            reference, ts_version = references[version]
+                references[version] = (reference, ts_version, sorted_columns(
+                    reference, [*features, "probability"]))
+            reference, ts_version, reference_sorted = references[version]
             summary = drift_report(reference, current, features, ds=ds,
                                    drift_share=monitoring.drift_share_max,
                                    stattest_threshold=monitoring.stattest_threshold,
-                                   out_dir=out_root / f"ds={ds}")
+                                   out_dir=out_root / f"ds={ds}",
+                                   reference_sorted=reference_sorted)
             yield dg.AssetMaterialization(
                 asset_key=context.asset_key, partition=ds,
                 metadata={

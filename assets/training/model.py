@@ -139,6 +139,22 @@ def fairness_table(reports) -> str:
     return "\n".join(lines)
 
 
+def _render(figs: dict, dpi: int = 100) -> dict[str, bytes]:
+    out = {}
+    for name, fig in figs.items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        out[name] = buffer.getvalue()
+    return out
+
+
+def _close(figs: dict) -> None:
+    import matplotlib.pyplot as plt
+
+    for fig in figs.values():
+        plt.close(fig)
+
+
 def _inline_png(fig, dpi: int = 60) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
@@ -236,6 +252,10 @@ def build(use_case: UseCase) -> list:
         explain_started = time.perf_counter()
         shap = training.shap_importance(model, split.test)
         figs = training.figures(model, labels["test"], preds["test"], threshold, shap)
+        pngs = _render(figs)  # rendering is explaining, not logging
+        images = {n: _inline_png(figs[n]) for n in ("plots/roc.png",
+                                                    "plots/confusion_matrix.png")}
+        _close(figs)
         explain_seconds = time.perf_counter() - explain_started
 
         logging_started = time.perf_counter()
@@ -290,8 +310,11 @@ def build(use_case: UseCase) -> list:
             ml.log_dict({"mean_abs_shap": dict(zip(shap[0]["feature"],
                                                    map(float, shap[0]["mean_abs_shap"]),
                                                    strict=True))}, "shap_importance.json")
-            for name, fig in figs.items():
-                ml.log_figure(fig, name)
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, data in pngs.items():
+                    (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+                    (Path(tmp) / name).write_bytes(data)
+                ml.log_artifacts(tmp)
             ml.log_text(fairness_table(fair), "fairness.md")
             sample = split.test[list(use_case.feature_names)].head(5).astype("float32")
             signature = ml.models.infer_signature(sample, model.predict(sample))
@@ -325,12 +348,6 @@ def build(use_case: UseCase) -> list:
         run_url = mlflow.run_url(experiment_id, run.info.run_id)
         context.log.info(f"model {use_case.name} v{version}: recall {test['recall']:.3f}, "
                          f"AUC {test['auc']:.3f}; {resolved['engine']} on {resolved['device']}")
-        import matplotlib.pyplot as plt
-
-        images = {n: _inline_png(figs[n]) for n in ("plots/roc.png",
-                                                    "plots/confusion_matrix.png")}
-        for fig in figs.values():
-            plt.close(fig)
         yield dg.MaterializeResult(metadata={
             "model_name": dg.MetadataValue.text(use_case.name),
             "model_version": dg.MetadataValue.int(int(version)),

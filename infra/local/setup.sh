@@ -66,6 +66,31 @@ grep -v '^#' infra/local/jars.txt | while read -r group artifact version sha; do
   echo "$sha  $jar" | sha256sum --quiet -c - || die "$jar does not match its pinned sha256"
 done
 
+# --- The SeldonDeployment CRD (Apache-2.0 operator module), to validate manifests offline --
+# Fetched once with the Go toolchain from the Go module mirror: v1.16.0 is the newest
+# operator module served there; its machinelearning.seldon.io/v1 schema is the one 1.17
+# serves. Verified by the sha256 of the module zip.
+crd=".cache/crds/machinelearning.seldon.io_seldondeployments.yaml"
+crd_module="github.com/seldonio/seldon-core/operator@v1.16.0"
+crd_zip_sha="cc326fb882fe880916f253bb219780c20466d1e9e08cbcba91dc0bb2b00eaadb"
+if [ ! -f "$crd" ]; then
+  command -v go >/dev/null || die "the Go toolchain is missing: it fetches the SeldonDeployment CRD (install golang from Debian, or Go 1.22+)"
+  say "fetching the SeldonDeployment CRD ($crd_module)"
+  mkdir -p .cache/crds .cache/go
+  py="$PWD/.venv/bin/python"
+  zip=$(cd .cache/go && GOPATH="$PWD" GOFLAGS=-modcacherw GO111MODULE=on \
+        go mod download -json "$crd_module" | "$py" -c 'import json,sys; d=json.load(sys.stdin); sys.exit(d.get("Error")) if d.get("Error") else print(d["Zip"])') \
+    || die "could not download $crd_module"
+  echo "$crd_zip_sha  $zip" | sha256sum --quiet -c - || die "$zip does not match its pinned sha256"
+  .venv/bin/python - "$zip" "$crd" <<'PY'
+import sys, zipfile
+name = "github.com/seldonio/seldon-core/operator@v1.16.0/config/crd_v1/bases/machinelearning.seldon.io_seldondeployments.yaml"
+with zipfile.ZipFile(sys.argv[1]) as z:
+    open(sys.argv[2], "wb").write(z.read(name))
+PY
+  rm -rf .cache/go
+fi
+
 # --- Debian services the tests start (only when missing; needs root or sudo) ------------
 missing=()
 for pkg in $(grep -v '^#' infra/local/debian-packages.txt); do

@@ -18,12 +18,12 @@ def use_case_assets(use_case: UseCase) -> list:
     from assets.deployment import promotion, seldon, traffic
     from assets.features import feast_store
     from assets.lakehouse import bronze, gold, labeled, silver
-    from assets.monitoring import drift, inference_log
+    from assets.monitoring import drift, inference_log, quality
     from assets.raw import snapshots
     from assets.training import model, training_set
 
     modules = (snapshots, bronze, silver, gold, labeled, feast_store, training_set, model,
-               promotion, seldon, traffic, inference_log, drift)
+               promotion, seldon, traffic, inference_log, drift, quality)
     return [a for module in modules for a in module.build(use_case)]
 
 
@@ -34,6 +34,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from sensors import drift as drift_sensor
     from sensors import labels as label_sensor
     from sensors import landing as landing_sensor
+    from sensors import performance as performance_sensor
 
     assets, checks, jobs, schedules, sensors = [], [], [], [], []
     for use_case in load_use_cases(settings.use_case_dirs):
@@ -45,6 +46,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         by_name = {j.name: j for j in uc_jobs}
         sensors += [
             drift_sensor.build(use_case, by_name[use_case_jobs.retrain_job_name(use_case)]),
+            performance_sensor.build(use_case,
+                                     by_name[use_case_jobs.retrain_job_name(use_case)]),
             label_sensor.build(use_case),
             landing_sensor.build(use_case, by_name[use_case_jobs.ingest_job_name(use_case)],
                                  settings),

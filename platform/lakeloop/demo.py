@@ -73,6 +73,7 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
     from lakeloop.settings import Settings
     from lakeloop.usecase import load_use_cases
     from sensors.drift import sensor_name
+    from sensors.performance import sensor_name as performance_sensor_name
 
     settings = Settings.from_env()
     prepare_environment(settings)
@@ -137,7 +138,8 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
             print(f"  champion v{version} serving at {deployment['endpoint']}")
 
         with story.step("production", f"Running production days {production[0]} .. "
-                        f"{production[-1]}: traffic, inference log, drift reports"):
+                        f"{production[-1]}: traffic, inference log, drift, performance and "
+                        "fairness reports"):
             before = _latest_storage_id(instance, keys.key(use_case, keys.MONITORING,
                                                            "drift_report"))
             result = defs.resolve_job_def(daily_job_name(use_case)).execute_in_process(
@@ -154,7 +156,8 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
             print(f"  drifted days: {len(drifted)} of {len(drift)}"
                   + (f" (first: {drifted[0]})" if drifted else ""))
 
-        with story.step("retraining", "The drift sensor reads the reports"):
+        with story.step("retraining", "The drift and performance sensors read the reports; "
+                        "a retrained candidate is gated, approved and rolled out as a canary"):
             sensor = defs.resolve_sensor_def(sensor_name(use_case))
             context = dg.build_sensor_context(instance=instance, definitions=defs,
                                               cursor=json.dumps({"storage_id": before}))
@@ -185,10 +188,28 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
                                             raise_on_error=False)
                     run_ids.append(promoted.run_id)
                     run_summary["promoted"] = promoted.success
-                    print(f"  v{version} approved, promoted to champion and deployed"
-                          if promoted.success else f"  v{version} was not promoted")
+                    run_summary["rollout"] = _rollout_summary(mlflow_resource(defs), use_case,
+                                                              version)
+                    checks_text = ", ".join(
+                        f"{c['name']} {c['value']:.3g}" for c in
+                        run_summary["rollout"].get("checks", []))
+                    print(f"  rollout ({use_case.rollout.strategy}, "
+                          f"{use_case.rollout.canary_traffic}% of replayed traffic): "
+                          f"{checks_text}")
+                    print(f"  v{version} validated and promoted to champion"
+                          if promoted.success else
+                          f"  v{version} was rolled back: {_failure(promoted)}")
             if not requests:
                 print(f"  no retraining: {tick.skip_message}")
+            perf = defs.resolve_sensor_def(performance_sensor_name(use_case))
+            perf_tick = perf(dg.build_sensor_context(instance=instance, definitions=defs))
+            perf_requests = list(perf_tick.run_requests or [])
+            summary["performance_sensor"] = {
+                "requested": [r.tags.get("lakeloop/reason") for r in perf_requests],
+                "launched": False}
+            for r in perf_requests:
+                print(f"  the performance sensor also saw: {r.tags.get('lakeloop/reason')}"
+                      + (" (covered by the drift retraining above)" if requests else ""))
 
         with story.step("summary", "Reading back the tables, the registry and the endpoint"):
             summary.update(_final_state(defs, use_case, resources))
@@ -222,6 +243,22 @@ def _asset_seconds(instance, run_ids: list[str]) -> dict[str, float]:
                     total[event.step_key] = round(total.get(event.step_key, 0.0)
                                                   + entry.timestamp - t0, 2)
     return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
+def mlflow_resource(defs):
+    return defs.resources["mlflow"]
+
+
+def _rollout_summary(mlflow, use_case, version) -> dict:
+    tags = mlflow.client().get_model_version(use_case.name, str(version)).tags
+    return json.loads(tags["rollout"]) if "rollout" in tags else {}
+
+
+def _failure(result) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            return str(event.event_specific_data.error.message).strip().splitlines()[-1]
+    return "unknown"
 
 
 def _approve(defs, instance, use_case, version: int) -> dict:
@@ -343,6 +380,12 @@ def _print_summary(summary: dict, path: Path) -> None:
         if run.get("model_version"):
             print(f"  candidate v{run['model_version']}: recall {run['test_recall']:.3f}, AUC "
                   f"{run['test_auc']:.3f}, gates {'passed' if run['gates_passed'] else 'failed'}")
+        rollout = run.get("rollout") or {}
+        if rollout:
+            print(f"  rollout ({rollout['strategy']}): "
+                  + ", ".join(f"{c['name']} {'ok' if c['passed'] else 'FAILED'}"
+                              for c in rollout["checks"])
+                  + (" -> promoted to champion" if run.get("promoted") else " -> rolled back"))
     print(bold("\nSlowest assets") + f" (Spark JVMs started: {summary['jvm_starts']})")
     for step, seconds in list(summary["asset_seconds"].items())[:6]:
         print(f"  {step:<52} {seconds:>6.1f}s")

@@ -84,8 +84,17 @@ def to_challenger(mlflow: MlflowResource, use_case: UseCase, version: str) -> Mo
     return Move(CHALLENGER, version, None if previous is None else str(previous.version))
 
 
-def to_champion(mlflow: MlflowResource, use_case: UseCase, version: str, *,
-                reason: str = "promoted") -> Move:
+def record_rollout(mlflow: MlflowResource, use_case: UseCase, version: str, report) -> None:
+    """The rollout's checks and decision, with their numbers, on the model version."""
+    client = mlflow.client()
+    client.set_model_version_tag(use_case.name, version, "rollout", report.to_json()[:4900])
+    client.set_model_version_tag(use_case.name, version, "rollout.decision",
+                                 "promoted" if report.passed else "rolled back")
+
+
+def check_promotable(mlflow: MlflowResource, use_case: UseCase, version: str) -> None:
+    """Raise PromotionError unless ``version`` passed its gates and, for a sensitive use
+    case, a person approved it."""
     client = mlflow.client()
     mv = client.get_model_version(use_case.name, version)
     if mv.tags.get("gates") != "passed":
@@ -101,6 +110,12 @@ def to_champion(mlflow: MlflowResource, use_case: UseCase, version: str, *,
                 f"{use_case.name} is sensitive and challenger v{version} awaits a person's "
                 f"approval: `lakeloop approve {use_case.name} {version} --by <you> --reason "
                 f"<why>`, or launch the {use_case.name}_approval job from the Dagster UI")
+
+
+def to_champion(mlflow: MlflowResource, use_case: UseCase, version: str, *,
+                reason: str = "promoted") -> Move:
+    check_promotable(mlflow, use_case, version)
+    client = mlflow.client()
     current = mlflow.version_by_alias(use_case.name, CHAMPION)
     previous = None if current is None else str(current.version)
     if previous == version:

@@ -233,10 +233,18 @@ class ManifestPredictor:
     shadow: bool = False
 
 
+COMPONENTS = {"transformer": (TRANSFORMER_CLASS, "TRANSFORMER"), "model": (MODEL_CLASS, "MODEL")}
+
+
 def _container(name: str, image: str) -> dict[str, Any]:
+    """A container of the serving image running one component (infra/serving/Dockerfile);
+    the operator passes the graph node's parameters in PREDICTIVE_UNIT_PARAMETERS."""
+    component, service_type = COMPONENTS[name]
     return {"name": name, "image": image, "securityContext": CONTAINER_SECURITY,
             "resources": RESOURCES[name],
-            "env": [{"name": "SELDON_BIND_HOST", "value": "0.0.0.0"},
+            "env": [{"name": "MODEL_NAME", "value": component},
+                    {"name": "SERVICE_TYPE", "value": service_type},
+                    {"name": "SELDON_BIND_HOST", "value": "0.0.0.0"},
                     {"name": "OMP_NUM_THREADS", "value": "1"}]}
 
 

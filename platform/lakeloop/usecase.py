@@ -146,11 +146,30 @@ class Monitoring(_Strict):
     drift_share_max: float = Field(default=0.3, gt=0, le=1)
     stattest_threshold: float = Field(default=0.1, gt=0)
     retrain_cooldown_days: int = Field(default=7, ge=0)
+    # Performance in production, once outcomes are known: a day whose recall (at the
+    # model's threshold) falls below this, on at least this many labelled answers,
+    # requests retraining.
+    performance_recall_min: float = Field(default=0.85, ge=0, le=1)
+    performance_min_labeled: int = Field(default=100, ge=1)
 
 
 class Serving(_Strict):
     port: int = Field(default=9100, ge=1024, le=65000)
     replicas: int = Field(default=1, ge=1)
+
+
+class Rollout(_Strict):
+    """How a challenger reaches production: validated, then a canary (a traffic split), a
+    shadow (mirrored traffic, answers discarded) or an A/B test (an even split)."""
+
+    strategy: Literal["canary", "shadow", "ab"] = "canary"
+    canary_traffic: int = Field(default=10, ge=1, le=50)
+    latency_requests: int = Field(default=50, ge=5)
+    latency_p99_ms_max: float = Field(default=250.0, gt=0)
+    replay_requests: int = Field(default=400, ge=20)
+    min_agreement: float = Field(default=0.9, ge=0, le=1)
+    max_mean_score_shift: float = Field(default=0.1, ge=0, le=1)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
 
 
 class UseCase(_Strict):
@@ -169,6 +188,7 @@ class UseCase(_Strict):
     gates: Gates = Gates()
     monitoring: Monitoring = Monitoring()
     serving: Serving = Serving()
+    rollout: Rollout = Rollout()
 
     @field_validator("name")
     @classmethod

@@ -82,11 +82,15 @@ class Executor:
         return 200, body
 
     def predict(self, msg: dict) -> tuple[int, dict, str]:
-        meta = msg.setdefault("meta", {}) if isinstance(msg.get("meta", {}), dict) else {}
+        meta = msg.get("meta")
+        if not isinstance(meta, dict):
+            meta = msg["meta"] = {}
+        tags = meta.get("tags")
+        if not isinstance(tags, dict):
+            tags = meta["tags"] = {}
         request_id = str(meta.get("puid") or uuid.uuid4().hex)
         meta["puid"] = request_id
         predictor = pick(self.predictors, request_id)
-        tags = meta.setdefault("tags", {}) if isinstance(meta.get("tags"), dict) else {}
         tags["predictor"] = predictor["name"]
         status, body = self.walk(predictor, msg)
         if self.shadow and status == 200:
@@ -97,8 +101,10 @@ class Executor:
                 self.mirror.put_nowait(shadow_msg)
             except queue.Full:
                 pass  # a shadow never slows or fails the live request
-        if status == 200 and isinstance(body.get("meta"), dict):
-            body["meta"].setdefault("tags", {})["predictor"] = predictor["name"]
+        if isinstance(body, dict):  # the answer says which predictor gave it, errors too
+            meta_out = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            body["meta"] = meta_out
+            meta_out.setdefault("tags", {})["predictor"] = predictor["name"]
         return status, body, predictor["name"]
 
     def _mirror_loop(self) -> None:

@@ -147,7 +147,13 @@ def test_sensitive_promotion_needs_an_approval_and_rolls_back_in_one_action(mate
     assert done["seldon_deployment"].metadata["model_version"].value == int(approved)
     assert alias(mlflow, uc, CHAMPION) == approved
     serving = materialized.resources["serving"]
-    assert serving.endpoint(f"{uc.name}-champion").model_version == approved
+    assert serving.endpoint(uc.name).model_version == approved
+    assert done["champion"].metadata["decision"].value.startswith("promoted after validation")
+    assert "shadow_agreement" in done["champion"].metadata["rollout"].value
+    rollout_tag = json.loads(mlflow.client().get_model_version(uc.name, approved)
+                             .tags["rollout"])
+    assert rollout_tag["passed"] and {c["name"] for c in rollout_tag["checks"]} >= {
+        "smoke", "latency_p99_ms", "shadow_agreement", "canary_error_rate"}
     run_id = mlflow.client().get_model_version(uc.name, approved).run_id
     card = mlflow.setup().artifacts.load_text(f"runs:/{run_id}/model_card.md")
     assert "**approved** by alice (model risk)" in card and "## Gates" in card
@@ -158,7 +164,7 @@ def test_sensitive_promotion_needs_an_approval_and_rolls_back_in_one_action(mate
                                             "reason": "complaints from branch staff"}}}})
     assert back.success, failure(back)
     assert alias(mlflow, uc, CHAMPION) == first_champion
-    assert serving.endpoint(f"{uc.name}-champion").model_version == first_champion
+    assert serving.endpoint(uc.name).model_version == first_champion
     history = json.loads(mlflow.client().get_registered_model(uc.name).tags[HISTORY])
     assert history[-1]["version"] == first_champion
     assert "rollback by dave (on call)" in history[-1]["reason"]

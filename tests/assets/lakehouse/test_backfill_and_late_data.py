@@ -108,7 +108,9 @@ def test_arriving_outcomes_relabel_only_their_event_days(tmp_path, spark):
     ranges = sorted((r.tags["dagster/asset_partition_range_start"],
                      r.tags["dagster/asset_partition_range_end"]) for r in requests)
     assert ranges == [(DAYS[0], DAYS[0]), (DAYS[2], DAYS[2])]
-    assert all(r.asset_selection == [lake.key(keys.LAKEHOUSE, lake.use_case.labeled_table)]
+    assert all(r.asset_selection == [lake.key(keys.LAKEHOUSE, lake.use_case.labeled_table),
+                                     lake.key(keys.MONITORING, "performance_report"),
+                                     lake.key(keys.MONITORING, "fairness_report")]
                for r in requests)
     labeled = lake.table(lake.use_case.labeled_table)
     by_day = labeled.groupby(labeled["ds"].astype(str))["label"].count().to_dict()

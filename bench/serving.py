@@ -1,0 +1,165 @@
+"""Serving: the deployed endpoint against in-process prediction, in the same run.
+
+Set-up: the graph materialised on small generated data up to the SeldonDeployment (one
+Spark run), so the endpoint serves a real registered model with real Feast features.
+Measured, for one applicant: p50/p99 latency at concurrency 1 and requests per second at
+concurrency 8, for (a) the whole graph (executor -> feature transformer with its Feast
+lookup -> model), (b) the model microservice alone (feature row in, no lookup) and
+(c) in-process `inplace_predict` on the same row (the peer). Targets: the model wrapper adds
+under 2 ms p50 at concurrency 1; at least 500 requests/s at concurrency 8, model alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+from common import ROOT, Result
+
+sys.path.insert(0, str(ROOT))
+
+EXTRA: dict = {}
+SECONDS = 8.0
+WORKERS = 2  # one gunicorn worker per core here
+
+
+def _latencies(fn, n: int = 600) -> tuple[float, float]:
+    for _ in range(30):
+        fn()
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    ms = np.array(samples) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def _throughput(make_call, concurrency: int = 8, seconds: float = SECONDS) -> float:
+    stop = time.perf_counter() + seconds
+    counts = [0] * concurrency
+    errors = [0] * concurrency
+
+    def loop(i):
+        call = make_call()
+        while time.perf_counter() < stop:
+            if call():
+                counts[i] += 1
+            else:
+                errors[i] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if sum(errors):
+        raise RuntimeError(f"{sum(errors)} requests failed during the throughput run")
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def _setup(root: Path):
+    import dagster as dg
+
+    from lakeloop import keys
+    from lakeloop.definitions import build_definitions
+    from lakeloop.demo_data import DemoSpec, generate
+    from lakeloop.settings import Settings
+    from tests.conftest import free_port, free_port_pair, write_use_case
+
+    use_cases = write_use_case(root / "use_cases", free_port_pair(),
+                               **{r"^sensitive: true$": "sensitive: false"}).parent
+    settings = dataclasses.replace(Settings.from_env({}), data_root=root,
+                                   use_case_dirs=(use_cases,), feature_server_port=free_port())
+    spec = DemoSpec(days=30, rows_per_day=300, drift_day=None, seed=3)
+    generate(root / "landing", spec)
+    days = [(spec.start + dt.timedelta(d)).isoformat() for d in range(spec.days)]
+    defs = build_definitions(settings)
+    uc_name = "credit_risk"
+    target = dg.AssetKey([uc_name, keys.DEPLOYMENT, "seldon_deployment"])
+    selection = dg.AssetSelection.assets(target).upstream()
+    result = dg.materialize([*defs.assets, *defs.asset_checks], selection=selection,
+                            resources=defs.resources, instance=dg.DagsterInstance.ephemeral(),
+                            run_config={"loggers": {"console": {"config": {
+                                "log_level": "ERROR"}}}},
+                            tags={"dagster/asset_partition_range_start": days[0],
+                                  "dagster/asset_partition_range_end": days[-1]})
+    mat = next(e.event_specific_data.materialization for e in result.all_events
+               if e.event_type_value == "ASSET_MATERIALIZATION"
+               and e.event_specific_data.materialization.asset_key == target)
+    return defs, mat.metadata
+
+
+def run() -> list[Result]:
+    from lakeloop.deployment import Runtime, load_booster, route, start_predictor
+    from lakeloop.tracking import CHAMPION
+    from lakeloop.usecase import load_use_cases
+
+    root = Path(tempfile.mkdtemp(prefix="lakeloop-bench-serving-"))
+    defs, meta = _setup(root)
+    r = defs.resources
+    try:
+        uc = load_use_cases((root / "use_cases",))[0]
+        version = str(meta["model_version"].value)
+        # The bench serves with one gunicorn worker per core.
+        serving = r["serving"].model_copy(update={"workers": WORKERS})
+        rt = Runtime(uc, serving, r["mlflow"], r["lakehouse"], r["feast"])
+        predictor = start_predictor(rt, version, CHAMPION)
+        endpoint = route(rt, [(predictor, 100)])
+        instance = meta["sample_request"].value
+        booster, config = load_booster(r["mlflow"], uc.name, version)
+        booster.set_param({"nthread": 1})
+        transformed = requests.post(f"{predictor.transformer.url}/transform-input",
+                                    json={"jsonData": instance}, timeout=5).json()
+        row = transformed["data"]["ndarray"][0]
+        names = config["features"]
+        x = np.asarray([row], dtype=np.float32)
+        graph_body = {"jsonData": instance}
+        model_body = {"data": {"names": names, "ndarray": [row]}}
+
+        def poster(url, body):
+            def make():
+                session = requests.Session()
+                return lambda: session.post(url, json=body, timeout=5).status_code == 200
+            return make
+
+        in_process = _latencies(lambda: booster.inplace_predict(x), 3000)
+        model_url = f"{predictor.model.url}/api/v1.0/predictions"
+        model_alone = _latencies(poster(model_url, model_body)())
+        graph = _latencies(poster(endpoint.predictions_url, graph_body)())
+        model_rps = _throughput(poster(model_url, model_body))
+        graph_rps = _throughput(poster(endpoint.predictions_url, graph_body))
+        in_rps = _throughput(lambda: (lambda: booster.inplace_predict(x) is not None))
+        wrapper = model_alone[0] - in_process[0]
+        EXTRA.update({"model_version": version, "workers": WORKERS,
+                      "in_process_p50_p99_ms": in_process, "model_alone_p50_p99_ms": model_alone,
+                      "graph_p50_p99_ms": graph, "model_alone_rps_c8": model_rps,
+                      "graph_rps_c8": graph_rps, "in_process_rps_c8": in_rps})
+        return [
+            Result("serving", "model alone p50, c=1", "ms", model_alone[0],
+                   "in-process predict", in_process[0],
+                   "wrapper adds < 2 ms", wrapper < 2.0),
+            Result("serving", "model alone p99, c=1", "ms", model_alone[1],
+                   "in-process predict", in_process[1]),
+            Result("serving", "graph (transformer + Feast + model) p50, c=1", "ms", graph[0],
+                   "in-process predict", in_process[0]),
+            Result("serving", "graph p99, c=1", "ms", graph[1], "in-process predict",
+                   in_process[1]),
+            Result("serving", "model alone req/s, c=8", "req/s", model_rps,
+                   "in-process predict", in_rps, ">= 500 req/s", model_rps >= 500),
+            Result("serving", "graph req/s, c=8", "req/s", graph_rps, "in-process predict",
+                   in_rps),
+        ]
+    finally:
+        r["serving"].stop_all()
+        r["feast"].stop_feature_server()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""The performance sensor: a day whose live recall (once outcomes are known) falls below the
+use case's floor requests one run of the retraining assets."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+
+from lakeloop import keys
+from lakeloop.usecase import UseCase
+from sensors.drift import BATCH, DAY_TAG, REASON_TAG, TRIGGER_TAG, USE_CASE_TAG
+
+TRIGGER = "performance"
+
+
+def sensor_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_performance_sensor"
+
+
+def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunRequest], dict]:
+    """One request for the earliest degraded day not yet acted on; later degraded days wait
+    out the cooldown (a report re-materialised as more outcomes arrive counts once)."""
+    cooldown = dt.timedelta(days=use_case.monitoring.retrain_cooldown_days)
+    last = cursor.get("last_trigger_day")
+    degraded: list[tuple[str, float, int]] = []
+    for record in records:
+        cursor["storage_id"] = max(cursor.get("storage_id", 0), record.storage_id)
+        mat = record.asset_materialization
+        if mat is None or mat.partition is None or "degraded" not in mat.metadata:
+            continue
+        if not mat.metadata["degraded"].value:
+            continue
+        day = dt.date.fromisoformat(mat.partition)
+        if last is not None and day < dt.date.fromisoformat(last) + cooldown:
+            continue
+        degraded.append((day.isoformat(), float(mat.metadata["recall"].value),
+                         int(mat.metadata["labeled_rows"].value)))
+    if not degraded:
+        return [], cursor
+    day, recall, rows = min(degraded)
+    cursor["last_trigger_day"] = day
+    reason = (f"live recall {recall:.3f} on {day} ({rows} labelled answers) < "
+              f"{use_case.monitoring.performance_recall_min}")
+    return [dg.RunRequest(
+        run_key=f"{use_case.name}-performance-{day}",
+        tags={TRIGGER_TAG: TRIGGER, DAY_TAG: day, REASON_TAG: reason,
+              USE_CASE_TAG: use_case.name})], cursor
+
+
+def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
+    report_key = keys.key(use_case, keys.MONITORING, "performance_report")
+
+    @dg.sensor(
+        name=sensor_name(use_case), job=retrain_job, minimum_interval_seconds=60,
+        description=f"Requests retraining of {use_case.name} when a day's live recall falls "
+        f"below {use_case.monitoring.performance_recall_min} on at least "
+        f"{use_case.monitoring.performance_min_labeled} labelled answers (cooldown "
+        f"{use_case.monitoring.retrain_cooldown_days} days).",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def performance_sensor(context: dg.SensorEvaluationContext):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        result = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=report_key,
+                                  after_storage_id=cursor.get("storage_id")),
+            limit=BATCH, ascending=True)
+        requests, cursor = evaluate(result.records, cursor, use_case)
+        return dg.SensorResult(
+            run_requests=requests, cursor=json.dumps(cursor),
+            skip_reason=None if requests else
+            f"{len(result.records)} new performance reports; none below the floor")
+
+    return performance_sensor
