@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -62,6 +63,8 @@ def _checks(result) -> dict[str, dict]:
 
 def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: int,
         keep_serving: bool) -> dict:
+    import warnings
+
     import dagster as dg
 
     from jobs.use_case_jobs import daily_job_name, promote_job_name, retrain_job_name
@@ -75,6 +78,8 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
     from sensors.drift import sensor_name
     from sensors.performance import sensor_name as performance_sensor_name
 
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    warnings.filterwarnings("ignore", message=".*noload.*")
     settings = Settings.from_env()
     prepare_environment(settings)
     use_case = next((u for u in load_use_cases(settings.use_case_dirs)
@@ -83,6 +88,7 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
         raise SystemExit("the demo tells the credit_risk story: its use-case file is missing")
     spec = DemoSpec(start=use_case.start_date, days=days, rows_per_day=rows_per_day,
                     drift_day=drift_day, seed=seed)
+    _reset(settings)
     story = Story()
     summary: dict = {"data_root": str(settings.data_root), "use_case": use_case.name}
     with PeakMemory() as memory:
@@ -243,6 +249,27 @@ def _asset_seconds(instance, run_ids: list[str]) -> dict[str, float]:
                     total[event.step_key] = round(total.get(event.step_key, 0.0)
                                                   + entry.timestamp - t0, 2)
     return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
+def _reset(settings) -> None:
+    """The demo tells its story from the start every time: running services stop and every
+    table, model, report and Dagster run of the data root goes; the landed snapshot files
+    (the source system's data) and the Dagster instance's configuration stay."""
+    from lakeloop.resources import build_resources
+
+    resources = build_resources(settings)
+    resources["serving"].stop_all()
+    resources["feast"].stop_feature_server()
+    root = settings.data_root
+    keep = {root / "landing", settings.dagster_home / "dagster.yaml"}
+    for path in sorted(root.glob("*")):
+        if path == settings.dagster_home:
+            for inner in path.glob("*"):
+                if inner not in keep:
+                    shutil.rmtree(inner) if inner.is_dir() else inner.unlink()
+        elif path not in keep:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    print(f"  starting from a clean data root ({root}; landed files kept)")
 
 
 def mlflow_resource(defs):

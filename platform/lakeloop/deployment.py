@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from lakeloop import keys
-from lakeloop.features import FeastResource
+from lakeloop.features import FeastResource, feature_service_name
 from lakeloop.lakehouse import LakehouseResource
 from lakeloop.serving import (
     MODEL_CLASS,
@@ -33,6 +33,8 @@ from lakeloop.tracking import CHALLENGER, CHAMPION, MlflowResource
 from lakeloop.usecase import UseCase
 
 OFFSETS = {CHAMPION: 10, CHALLENGER: 20}
+# The transformer mostly waits on the feature server: threads, not processes, keep it busy.
+TRANSFORMER_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -98,14 +100,15 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     transformer = rt.serving.start(component_name(use_case, role, "transformer"),
                                    TRANSFORMER_CLASS, {
         "feature_server_url": server.url,
-        "feature_service": config["feature_service"],
+        # Versions registered before the tag existed were trained on the use case's service.
+        "feature_service": config["feature_service"] or feature_service_name(use_case),
         "entity_key": use_case.entity.join_key,
         "request_features": json.dumps(list(use_case.features.request)),
         "features": json.dumps(config["features"]),
         "model_name": use_case.name,
         "model_version": version,
         "log_dir": str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))),
-    }, port + 2)
+    }, port + 2, threads=TRANSFORMER_THREADS)
     return Predictor(role, version, model, transformer, config)
 
 

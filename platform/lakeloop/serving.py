@@ -79,7 +79,8 @@ class ServingResource(dg.ConfigurableResource):
         running = self._registry().get(name, _answers)
         return _endpoint(running) if running else None
 
-    def start(self, name: str, component: str, params: dict[str, Any], port: int) -> Endpoint:
+    def start(self, name: str, component: str, params: dict[str, Any], port: int,
+              threads: int = 1) -> Endpoint:
         """Start (or restart) the microservice ``name`` and wait until it is ready."""
         python = Path(self.python)
         if not python.exists():
@@ -96,7 +97,7 @@ class ServingResource(dg.ConfigurableResource):
         }
         cmd = [
             str(python), "-m", "lakeloop.seldon.serve", component,
-            "--workers", str(self.workers), "--threads", "1", "--grpc-workers", "0",
+            "--workers", str(self.workers), "--threads", str(threads), "--grpc-workers", "0",
             "--http-port", str(port), "--metrics-port", str(port + 1),
             "--parameters", json.dumps(seldon_parameters(params)),
         ]
