@@ -86,7 +86,7 @@ def _setup(root: Path):
     defs = build_definitions(settings)
     uc_name = "credit_risk"
     target = dg.AssetKey([uc_name, keys.DEPLOYMENT, "seldon_deployment"])
-    selection = dg.AssetSelection.assets(target).upstream()
+    selection = dg.AssetSelection.assets(target).upstream().required_multi_asset_neighbors()
     result = dg.materialize([*defs.assets, *defs.asset_checks], selection=selection,
                             resources=defs.resources, instance=dg.DagsterInstance.ephemeral(),
                             run_config={"loggers": {"console": {"config": {

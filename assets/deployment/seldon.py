@@ -39,12 +39,14 @@ def write_manifest(lakehouse: LakehouseResource, asset_key: dg.AssetKey, name: s
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     champion_key = keys.key(use_case, keys.DEPLOYMENT, "champion")
+    online_key = keys.key(use_case, keys.FEATURES, "online_features")
 
     @dg.asset(
         key=keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment"),
         description="The champion as a SeldonDeployment (feature transformer, then model) "
         "and, locally, the same graph served on 127.0.0.1; answers a sample request.",
-        deps=[champion_key],
+        # The transformer reads the online store: the deployment depends on it too.
+        deps=[champion_key, online_key],
         **keys.common(use_case, keys.DEPLOYMENT, "seldon", "kubernetes"),
     )
     def seldon_deployment(context: dg.AssetExecutionContext, serving: ServingResource,
@@ -55,8 +57,18 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
             raise dg.Failure(f"{use_case.name} has no champion: nothing to deploy")
         version = str(champion.version)
         rt = Runtime(use_case, serving, mlflow, lakehouse, feast)
+        manifest = render(rt, "champion", version)
         manifest_path = write_manifest(lakehouse, context.asset_key, "seldondeployment",
-                                       render(rt, "champion", version))
+                                       manifest)
+        if serving.kubernetes:  # a cluster is configured: apply there, serve nothing here
+            applied = serving.apply(manifest)
+            return dg.MaterializeResult(metadata={
+                "model_version": dg.MetadataValue.int(int(version)),
+                "manifest": dg.MetadataValue.path(str(manifest_path)),
+                "applied": dg.MetadataValue.text(
+                    f"{manifest['metadata']['namespace']}/{manifest['metadata']['name']} "
+                    f"(resourceVersion {applied.get('metadata', {}).get('resourceVersion')})"),
+            })
         endpoint, predictor = serve_champion(rt, version)
         mlflow.client().set_model_version_tag(use_case.name, version, "deployed_by_run",
                                               context.run.run_id)

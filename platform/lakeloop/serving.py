@@ -69,6 +69,10 @@ class ServingResource(dg.ConfigurableResource):
     image: str = SERVING_IMAGE
     namespace: str = "lakeloop"
     cluster_feature_server_url: str = "http://lakeloop-feature-server.lakeloop.svc:6566"
+    # With a cluster configured, deployments are applied there (server-side apply) instead
+    # of started as local microservices.
+    kubernetes: bool = False
+    kube_context: str | None = None
     start_timeout_s: float = 60.0
 
     def _registry(self) -> Registry:
@@ -140,6 +144,23 @@ class ServingResource(dg.ConfigurableResource):
         except ProcessError as exc:
             raise ServingError(str(exc)) from None
         return _endpoint(running)
+
+    def apply(self, manifest: dict[str, Any], api=None) -> dict[str, Any]:
+        """Server-side apply of a SeldonDeployment (field manager ``lakeloop``)."""
+        if api is None:
+            from kubernetes import client, config
+
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config(context=self.kube_context)
+            api = client.CustomObjectsApi()
+        group, version = manifest["apiVersion"].split("/")
+        return api.patch_namespaced_custom_object(
+            group=group, version=version, namespace=manifest["metadata"]["namespace"],
+            plural="seldondeployments", name=manifest["metadata"]["name"], body=manifest,
+            field_manager="lakeloop", force=True,
+            _content_type="application/apply-patch+yaml")
 
     def stop(self, name: str) -> bool:
         """Stop ``name`` cleanly (SIGTERM lets workers flush their request logs)."""

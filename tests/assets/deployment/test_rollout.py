@@ -208,3 +208,29 @@ def test_a_shadow_gets_mirrored_traffic_and_its_answers_are_discarded(materializ
         r["serving"].stop(f"{uc.name}-challenger-transformer")
         ensure_champion(rt)
 
+
+
+def test_with_a_cluster_the_manifest_is_applied_server_side():
+    """No API server runs here: the Kubernetes API object is a stand-in that records the
+    call, which is what the cluster would receive."""
+    from lakeloop.serving import ServingResource
+
+    class FakeCustomObjects:
+        def __init__(self):
+            self.calls = []
+
+        def patch_namespaced_custom_object(self, **kwargs):
+            self.calls.append(kwargs)
+            return {"metadata": {"resourceVersion": "7"}}
+
+    api = FakeCustomObjects()
+    serving = ServingResource(python="/nonexistent", state_dir="/tmp/none", kubernetes=True)
+    manifest = MANIFESTS["canary"]()
+    assert serving.apply(manifest, api=api)["metadata"]["resourceVersion"] == "7"
+    [call] = api.calls
+    assert (call["group"], call["version"], call["plural"]) == (
+        "machinelearning.seldon.io", "v1", "seldondeployments")
+    assert call["namespace"] == "lakeloop" and call["name"] == "credit-risk"
+    assert call["_content_type"] == "application/apply-patch+yaml"
+    assert call["field_manager"] == "lakeloop" and call["force"] is True
+    assert call["body"] is manifest
