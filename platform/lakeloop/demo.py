@@ -221,6 +221,8 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
             summary.update(_final_state(defs, use_case, resources))
             if not keep_serving:
                 summary["stopped_endpoints"] = resources["serving"].stop_all()
+                if resources["feast"].stop_feature_server():
+                    summary["stopped_endpoints"].append("feature-server")
     summary["timings_s"] = story.timings
     summary["asset_seconds"] = _asset_seconds(instance, run_ids)
     summary["jvm_starts"] = len(memory.jvm_pids)
