@@ -26,6 +26,8 @@ def runtime(use_case, resources):
 def cmd_serve(args) -> int:
     """Start the champion endpoint of each use case (or stop every endpoint)."""
     from lakeloop.deployment import ensure_champion
+    from lakeloop.processes import ProcessError
+    from lakeloop.serving import ServingError
 
     settings, resources, use_cases = _context()
     serving = resources["serving"]
@@ -42,7 +44,10 @@ def cmd_serve(args) -> int:
             print(f"{use_case.name}: no champion yet (run `make demo` or materialize "
                   f"{use_case.name}/deployment/seldon_deployment)")
             continue
-        endpoint, _ = ensure_champion(runtime(use_case, resources))
+        try:
+            endpoint, _ = ensure_champion(runtime(use_case, resources))
+        except (ProcessError, ServingError) as exc:
+            raise SystemExit(f"lakeloop: {exc}") from None
         print(f"{use_case.name}: champion v{endpoint.model_version} at "
               f"{endpoint.predictions_url}")
     return 0
