@@ -20,7 +20,13 @@ import pydantic
 from lakeloop import gates as gate_checks
 from lakeloop import keys
 from lakeloop.gates import FAIRNESS_GATE, PERFORMANCE_GATE, REGRESSION_GATE
-from lakeloop.lakehouse import LakehouseResource, commit_metadata, latest_version, read_table
+from lakeloop.lakehouse import (
+    LakehouseResource,
+    commit_metadata,
+    latest_version,
+    read_pandas,
+    read_table,
+)
 from lakeloop.promotion import record_gate
 from lakeloop.settings import PROJECT_ROOT
 from lakeloop.spark import SparkResource
@@ -77,7 +83,7 @@ def load_split(session, path, version: int, use_case: UseCase):
     from lakeloop import training
 
     columns = [*use_case.feature_names, LABEL, EVENT_TIMESTAMP, *use_case.protected_attributes]
-    frame = read_table(session, path, version).select(*columns).toPandas()
+    frame = read_pandas(session, path, version, columns)
     split = training.time_split(frame, EVENT_TIMESTAMP, use_case.model.validation_fraction,
                                 use_case.model.test_fraction)
     return frame, split

@@ -160,6 +160,28 @@ def read_table(spark: SparkSession, path: Path | str, version: int | None = None
     return reader.load(str(path))
 
 
+def read_pandas(spark: SparkSession, path: Path | str, version: int, columns: list[str]):
+    """Columns of a table version as pandas, read by pyarrow from exactly the Parquet files
+    Delta lists for that version (no JVM-to-Python transfer). Falls back to Spark when the
+    version cannot be read file by file: deletion vectors, column mapping, or a wanted
+    column that lives only in partition paths."""
+    import pyarrow.dataset as ds
+    from delta.tables import DeltaTable
+
+    detail = DeltaTable.forPath(spark, str(path)).detail().first()
+    features = set(detail["tableFeatures"] or [])
+    partitioned = set(detail["partitionColumns"] or [])
+    if features & {"deletionVectors", "columnMapping"} or partitioned & set(columns):
+        return read_table(spark, path, version).select(*columns).toPandas()
+    files = read_table(spark, path, version).inputFiles()
+    local = sorted(f.removeprefix("file://").removeprefix("file:") for f in files)
+    frame = ds.dataset(local, format="parquet").to_table(columns=columns).to_pandas()
+    for column in frame.columns:  # as Spark hands them over: naive UTC timestamps
+        if getattr(frame[column].dtype, "tz", None) is not None:
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
+
+
 def read_window(spark: SparkSession, path: Path | str, start: str, end: str) -> DataFrame:
     return read_table(spark, path).where(window_predicate(start, end))
 
