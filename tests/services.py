@@ -50,3 +50,21 @@ class RedisServer:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def logged_records(log_dir, request_key: str, expected: int, timeout: float = 15.0) -> dict:
+    """The request-log records tagged ``request_key``, by request id, once ``expected`` of
+    them have been flushed (the log buffers for about a second) or the timeout passes."""
+    import json
+    import time
+
+    found: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < expected and time.monotonic() < deadline:
+        for path in log_dir.glob("ds=*/*.jsonl"):
+            for line in path.read_text().splitlines():
+                record = json.loads(line)
+                if record["request_key"] == request_key:
+                    found[record["request_id"]] = record
+        time.sleep(0.3)
+    return found

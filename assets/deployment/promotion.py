@@ -4,6 +4,7 @@ champion once approved (sensitive use cases) or at once; the model card records 
 import dagster as dg
 import yaml
 
+from assets.training.model import candidate_version
 from lakeloop import approvals, keys, promotion
 from lakeloop.deployment import Runtime, endpoint_name, ensure_champion
 from lakeloop.features import FeastResource
@@ -11,13 +12,6 @@ from lakeloop.lakehouse import LakehouseResource
 from lakeloop.serving import ServingResource
 from lakeloop.tracking import MlflowResource
 from lakeloop.usecase import UseCase
-
-
-def candidate(context, model_key: dg.AssetKey) -> str:
-    event = context.instance.get_latest_materialization_event(model_key)
-    if event is None or event.asset_materialization is None:
-        raise dg.Failure(f"{model_key.to_user_string()} has not been materialised")
-    return str(event.asset_materialization.metadata["model_version"].value)
 
 
 def approval_spec(use_case: UseCase) -> dg.AssetSpec:
@@ -43,7 +37,7 @@ def build(use_case: UseCase) -> list:
     )
     def challenger(context: dg.AssetExecutionContext,
                    mlflow: MlflowResource) -> dg.MaterializeResult:
-        version = candidate(context, model_key)
+        version = candidate_version(context, model_key)
         try:
             move = promotion.to_challenger(mlflow, use_case, version)
         except promotion.PromotionError as exc:

@@ -55,6 +55,25 @@ def _write(out_dir: Path, title: str, summary: dict, sections: dict[str, str]) -
     return html
 
 
+def _days(context, spark: SparkResource, lakehouse: LakehouseResource,
+          mlflow: MlflowResource, use_case: UseCase):
+    """Per day of the run's window that has live answers: (day, answers, answers with a
+    known outcome, the model version that answered most, its decision threshold)."""
+    frame = scored_with_outcomes(spark.session(), lakehouse, use_case,
+                                 context.partition_keys[0], context.partition_keys[-1])
+    thresholds: dict[str, float] = {}
+    for ds in context.partition_keys:
+        day = frame[frame["ds"] == ds]
+        if day.empty:
+            context.log.warning(f"{ds}: no live requests logged; no report")
+            continue
+        version = str(day["model_version"].mode().iloc[0])
+        if version not in thresholds:
+            thresholds[version] = float(mlflow.client().get_model_version(
+                use_case.name, version).tags["threshold"])
+        yield ds, day, day[day["label"].notna()], version, thresholds[version]
+
+
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     log_key = keys.key(use_case, keys.MONITORING, "inference_log")
     labeled_key = keys.key(use_case, keys.LAKEHOUSE, use_case.labeled_table)
@@ -75,18 +94,9 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                            lakehouse: LakehouseResource, mlflow: MlflowResource):
         from lakeloop.training import classification_metrics
 
-        frame = scored_with_outcomes(spark.session(), lakehouse, use_case,
-                                     context.partition_keys[0], context.partition_keys[-1])
         out_root = lakehouse.path(context.asset_key)
-        for ds in context.partition_keys:
-            day = frame[frame["ds"] == ds]
-            if day.empty:
-                context.log.warning(f"{ds}: no live requests logged; no performance report")
-                continue
-            known = day[day["label"].notna()]
-            version = str(day["model_version"].mode().iloc[0])
-            threshold = float(mlflow.client().get_model_version(use_case.name, version)
-                              .tags["threshold"])
+        for ds, day, known, version, threshold in _days(context, spark, lakehouse, mlflow,
+                                                        use_case):
             coverage = len(known) / len(day)
             enough = len(known) >= monitoring.performance_min_labeled
             metrics = (classification_metrics(known["label"].astype(int).to_numpy(),
@@ -130,17 +140,11 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                         lakehouse: LakehouseResource, mlflow: MlflowResource):
         from lakeloop.training import fairness
 
-        frame = scored_with_outcomes(spark.session(), lakehouse, use_case,
-                                     context.partition_keys[0], context.partition_keys[-1])
+        if not use_case.protected_attributes:
+            context.log.info("no protected attributes declared: no fairness report")
+            return
         out_root = lakehouse.path(context.asset_key)
-        for ds in context.partition_keys:
-            day = frame[frame["ds"] == ds]
-            if day.empty or not use_case.protected_attributes:
-                continue
-            known = day[day["label"].notna()]
-            version = str(day["model_version"].mode().iloc[0])
-            threshold = float(mlflow.client().get_model_version(use_case.name, version)
-                              .tags["threshold"])
+        for ds, day, known, _, threshold in _days(context, spark, lakehouse, mlflow, use_case):
             # Approval rates need no outcome: judged on every answer. TPR needs outcomes.
             rates = fairness(day, day["probability"].to_numpy(),
                              day["label"].fillna(0).astype(int).to_numpy(), threshold,

@@ -412,7 +412,9 @@ def build(use_case: UseCase) -> list:
         _, split = load_split(session, ts_path, ts_version, use_case)
         resolved = resolve(use_case, recorded["requested"], len(split.train))
         again = fit(session, ts_path, ts_version, split, use_case, resolved)
-        original, _ = _load(mlflow, use_case.name, version)
+        from lakeloop.deployment import load_booster
+
+        original, _ = load_booster(mlflow, use_case.name, version)
         same_bytes = again.sha256() == mv.tags["model_sha256"]
         x = split.test[list(use_case.feature_names)].to_numpy(dtype=np.float32)
         diff = float(np.max(np.abs(again.booster.inplace_predict(x)
@@ -448,7 +450,9 @@ def build(use_case: UseCase) -> list:
         from lakeloop.onnx_export import parity
 
         version = candidate_version(context, model_key)
-        booster, _ = _load(mlflow, use_case.name, version)
+        from lakeloop.deployment import load_booster
+
+        booster, _ = load_booster(mlflow, use_case.name, version)
         mv = mlflow.client().get_model_version(use_case.name, version)
         _, split = load_split(spark.session(), lakehouse.path(training_set_key),
                               int(mv.tags["training_set_version"]), use_case)
@@ -483,8 +487,3 @@ def build(use_case: UseCase) -> list:
 
     return [candidate_model, reproducibility_gate, onnx_parity_gate]
 
-
-def _load(mlflow: MlflowResource, name: str, version: str):
-    from lakeloop.deployment import load_booster
-
-    return load_booster(mlflow, name, version)

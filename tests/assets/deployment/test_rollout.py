@@ -20,6 +20,7 @@ from lakeloop.settings import PROJECT_ROOT
 from lakeloop.tracking import CHALLENGER, CHAMPION
 from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET, settings_for, write_use_case
+from tests.services import logged_records
 
 CRD = PROJECT_ROOT / ".cache" / "crds" / "machinelearning.seldon.io_seldondeployments.yaml"
 FEATURES = ["income", "loan_amount"]
@@ -191,15 +192,7 @@ def test_a_shadow_gets_mirrored_traffic_and_its_answers_are_discarded(materializ
         assert answer["meta"]["tags"]["predictor"] == CHAMPION
         assert answer["meta"]["tags"]["model_version"] == champion
         log_dir = Path(r["lakehouse"].path(keys.key(uc, keys.MONITORING, "requests")))
-        records = {}
-        deadline = time.monotonic() + 15
-        while len(records) < 2 and time.monotonic() < deadline:
-            for path in log_dir.glob("ds=*/*.jsonl"):
-                for line in path.read_text().splitlines():
-                    record = json.loads(line)
-                    if record["request_key"] == stamp:
-                        records[record["request_id"]] = record
-            time.sleep(0.3)
+        records = logged_records(log_dir, stamp, expected=2)
         assert records[stamp]["predictor"] == CHAMPION
         assert records[f"{stamp}-shadow"]["predictor"] == "challenger"
         assert records[f"{stamp}-shadow"]["model_version"] == older

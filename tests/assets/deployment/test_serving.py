@@ -12,6 +12,7 @@ import requests
 
 from lakeloop import keys
 from lakeloop.usecase import load_use_cases
+from tests.services import logged_records
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -138,15 +139,7 @@ def test_requests_and_rejections_land_in_the_request_log(materialized, graph):
     assert (good.status_code, bad.status_code) == (200, 404)
     log_dir = materialized.resources["lakehouse"].path(keys.key(uc, keys.MONITORING,
                                                                 "requests"))
-    deadline = time.monotonic() + 15
-    found: dict[str, dict] = {}
-    while len(found) < 2 and time.monotonic() < deadline:
-        for path in log_dir.glob("ds=*/*.jsonl"):
-            for line in path.read_text().splitlines():
-                record = json.loads(line)
-                if record["request_key"] == stamp:
-                    found[record["request_id"]] = record
-        time.sleep(0.3)
+    found = logged_records(log_dir, stamp, expected=2)
     ok, unknown = found[f"{stamp}-ok"], found[f"{stamp}-unknown"]
     assert ok["status"] == 200 and ok["predictor"] == "champion"
     assert ok["model_version"] == str(meta["model_version"].value)
