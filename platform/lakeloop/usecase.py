@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 ColumnType = Literal["string", "int", "double", "boolean", "timestamp", "date"]
 NUMERIC_TYPES = {"int", "double", "boolean"}
+
+
+class FieldError(ValueError):
+    """A cross-field problem raised by a model validator, with the place it belongs to: ``path``
+    below the model being validated. Without it pydantic would blame the whole model, and the
+    error would point at the model's first line instead of the line that holds the mistake."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.path = tuple(path)
 
 
 class _Strict(BaseModel):
@@ -76,9 +87,10 @@ class Source(_Strict):
     def _key_and_time_are_columns(self) -> Source:
         for what, col in (("key", self.key), ("event_time", self.event_time)):
             if col not in self.columns:
-                raise ValueError(f"{what} {col!r} is not one of the declared columns")
+                raise FieldError((what,), f"{what} {col!r} is not one of the declared columns")
         if self.columns[self.event_time].type != "timestamp":
-            raise ValueError(f"event_time {self.event_time!r} must have type timestamp")
+            raise FieldError(("columns", self.event_time, "type"),
+                             f"event_time {self.event_time!r} must have type timestamp")
         return self
 
 
@@ -208,40 +220,48 @@ class UseCase(_Strict):
     def _consistent(self) -> UseCase:
         roles = [s.role for s in self.sources.values()]
         if roles.count("events") != 1 or roles.count("labels") != 1:
-            raise ValueError("sources must hold exactly one 'events' and one 'labels' source")
+            raise FieldError(("sources",),
+                             "sources must hold exactly one 'events' and one 'labels' source")
         events, labels = self.events, self.labels
         if self.entity.join_key not in events.columns:
-            raise ValueError(f"entity join_key {self.entity.join_key!r} is not a column of "
+            raise FieldError(("entity", "join_key"),
+                             f"entity join_key {self.entity.join_key!r} is not a column of "
                              f"the events source {self.events_name!r}")
         if events.key not in labels.columns:
-            raise ValueError(f"the labels source must carry the events key {events.key!r}")
+            raise FieldError(("sources", self.labels_name, "columns"),
+                             f"the labels source must carry the events key {events.key!r}")
         if self.label.column not in labels.columns:
-            raise ValueError(f"label column {self.label.column!r} is not a column of the "
+            raise FieldError(("label", "column"),
+                             f"label column {self.label.column!r} is not a column of the "
                              f"labels source {self.labels_name!r}")
         derived = self.features.entity.derived
-        for col in self.features.entity.columns:
+        for i, col in enumerate(self.features.entity.columns):
+            at = ("features", "entity", "columns", i)
             if col not in events.columns and col not in derived:
-                raise ValueError(f"entity feature {col!r} is neither a column of "
-                                 f"{self.events_name!r} nor a derived feature")
+                raise FieldError(at, f"entity feature {col!r} is neither a column of "
+                                     f"{self.events_name!r} nor a derived feature")
             if col in events.columns and events.columns[col].type not in NUMERIC_TYPES:
-                raise ValueError(f"feature {col!r} has type {events.columns[col].type}; "
-                                 "features must be int, double or boolean")
-        for col in self.features.request:
+                raise FieldError(at, f"feature {col!r} has type {events.columns[col].type}; "
+                                     "features must be int, double or boolean")
+        for i, col in enumerate(self.features.request):
+            at = ("features", "request", i)
             if col not in events.columns:
-                raise ValueError(f"request feature {col!r} is not a column of "
-                                 f"{self.events_name!r}")
+                raise FieldError(at, f"request feature {col!r} is not a column of "
+                                     f"{self.events_name!r}")
             if events.columns[col].type not in NUMERIC_TYPES:
-                raise ValueError(f"feature {col!r} has type {events.columns[col].type}; "
-                                 "features must be int, double or boolean")
+                raise FieldError(at, f"feature {col!r} has type {events.columns[col].type}; "
+                                     "features must be int, double or boolean")
         overlap = set(self.features.entity.columns) & set(self.features.request)
         if overlap:
-            raise ValueError(f"features both entity and request: {sorted(overlap)}")
-        for attr in self.protected_attributes:
+            raise FieldError(("features", "request"),
+                             f"features both entity and request: {sorted(overlap)}")
+        for i, attr in enumerate(self.protected_attributes):
+            at = ("protected_attributes", i)
             if attr not in events.columns:
-                raise ValueError(f"protected attribute {attr!r} is not a column of "
-                                 f"{self.events_name!r}")
+                raise FieldError(at, f"protected attribute {attr!r} is not a column of "
+                                     f"{self.events_name!r}")
             if attr in self.feature_names:
-                raise ValueError(f"protected attribute {attr!r} must not be a model feature")
+                raise FieldError(at, f"protected attribute {attr!r} must not be a model feature")
         return self
 
     # --- conveniences -------------------------------------------------------------------
@@ -283,19 +303,40 @@ class UseCase(_Strict):
         return f"labeled_{self.events_name}"
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a use-case file: its line (1-based), the key path that holds it (e.g.
+    ``features.request[1]``; empty for a syntax error) and what is wrong."""
+
+    line: int | None
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line or '?'}: {self.where + ': ' if self.where else ''}{self.message}"
+
 
 class UseCaseError(ValueError):
     """A use-case file is invalid; ``str()`` lists every problem with its line number."""
 
-    def __init__(self, path: Path, problems: list[str]):
+    def __init__(self, path: Path, problems: list[Problem]):
         self.path = path
         self.problems = problems
         super().__init__(f"{path}: invalid use case\n" + "\n".join(f"  {p}" for p in problems))
 
+    def located(self, shown_as: str | None = None) -> list[str]:
+        """Each problem as ``file:line: where: message``, the way compilers report errors."""
+        name = shown_as or str(self.path)
+        return [f"{name}:{p.line or '?'}: {p.where + ': ' if p.where else ''}{p.message}"
+                for p in self.problems]
 
-def _line_index(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
+
+KeyPath = tuple[str | int, ...]
+
+
+def _line_index(node: yaml.Node, prefix: KeyPath = ()) -> dict[KeyPath, int]:
     """Map each key path in a YAML document to its 1-based line number."""
-    lines: dict[tuple, int] = {prefix: node.start_mark.line + 1}
+    lines: dict[KeyPath, int] = {prefix: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             path = (*prefix, key.value)
@@ -307,51 +348,95 @@ def _line_index(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
     return lines
 
 
-def parse_use_case(text: str, path: Path) -> UseCase:
+def _where(path: KeyPath) -> str:
+    """``("features", "request", 1)`` -> ``features.request[1]``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
+    return text
+
+
+_MESSAGES = {"missing": "required key is missing",
+             "extra_forbidden": "unknown key (not part of a use case; a typo?)"}
+
+
+_SHOULD = "Input should be "
+
+
+def _problems(exc: ValidationError, lines: dict[KeyPath, int]) -> list[Problem]:
+    problems: list[Problem] = []
+    for err in exc.errors():
+        loc: KeyPath = tuple(err["loc"])
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, FieldError):
+            loc = (*loc, *error.path)
+        cut = next(c for c in range(len(loc), -1, -1) if loc[:c] in lines)
+        # A missing key is named even though it is not in the file; anything past the last
+        # key the file holds is pydantic's own bookkeeping (a union's member types).
+        shown = loc if err["type"] == "missing" else loc[:cut]
+        message = _MESSAGES.get(err["type"], err["msg"].removeprefix("Value error, "))
+        problem = Problem(lines.get(loc[:cut]), _where(shown) or "(top level)", message)
+        same = next((p for p in problems if (p.line, p.where) == (problem.line, problem.where)),
+                    None)
+        if same is None:
+            problems.append(problem)
+        elif same.message.startswith(_SHOULD) and message.startswith(_SHOULD):
+            # A union reports each member it tried: one problem, every accepted kind named.
+            merged = f"{same.message}, or {message.removeprefix(_SHOULD)}"
+            problems[problems.index(same)] = Problem(same.line, same.where, merged)
+    return problems
+
+
+def _parse(text: str, path: Path) -> tuple[UseCase, dict[KeyPath, int]]:
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", exc)
-        raise UseCaseError(path, [f"{where}not valid YAML ({problem})"]) from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or exc
+        opened = getattr(exc, "context_mark", None)
+        if getattr(exc, "context", None) and opened is not None and opened.line != mark.line:
+            problem = f"{problem}; {exc.context} that started on line {opened.line + 1}"
+        raise UseCaseError(path, [Problem(mark.line + 1 if mark else None, "",
+                                          f"not valid YAML ({problem})")]) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
-        raise UseCaseError(path, ["line 1: a use case is a YAML mapping"])
-    lines = _line_index(node) if node is not None else {}
+        raise UseCaseError(path, [Problem(1, "", "a use case is a YAML mapping")])
+    lines = _line_index(node)
     try:
-        return UseCase.model_validate(data)
+        return UseCase.model_validate(data), lines
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(str(p) if not isinstance(p, int) else p for p in err["loc"])
-            line = None
-            for cut in range(len(loc), -1, -1):
-                if loc[:cut] in lines:
-                    line = lines[loc[:cut]]
-                    break
-            field_path = ".".join(str(p) for p in loc) or "(top level)"
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"line {line or '?'}: {field_path}: {msg}")
-        raise UseCaseError(path, problems) from None
+        raise UseCaseError(path, _problems(exc, lines)) from None
+
+
+def parse_use_case(text: str, path: Path) -> UseCase:
+    return _parse(text, path)[0]
+
+
+def _load(path: Path) -> tuple[UseCase, dict[KeyPath, int]]:
+    path = Path(path)
+    use_case, lines = _parse(path.read_text(encoding="utf-8"), path)
+    if use_case.name != path.stem:
+        raise UseCaseError(path, [Problem(lines.get(("name",), 1), "name",
+                                          f"{use_case.name!r} must match the file name "
+                                          f"{path.stem!r}")])
+    return use_case, lines
 
 
 def load_use_case(path: Path) -> UseCase:
-    path = Path(path)
-    use_case = parse_use_case(path.read_text(encoding="utf-8"), path)
-    if use_case.name != path.stem:
-        raise UseCaseError(path, [f"line 1: name {use_case.name!r} must match the file name "
-                                  f"{path.stem!r}"])
-    return use_case
+    return _load(path)[0]
 
 
 def load_use_cases(dirs: tuple[Path, ...] | list[Path]) -> list[UseCase]:
     found: dict[str, UseCase] = {}
     for directory in dirs:
         for path in sorted(Path(directory).glob("*.yaml")):
-            use_case = load_use_case(path)
+            use_case, lines = _load(path)
             if use_case.name in found:
-                raise UseCaseError(path, [f"line 1: a use case named {use_case.name!r} "
-                                          "is already defined in another file"])
+                raise UseCaseError(path, [Problem(lines.get(("name",), 1), "name",
+                                                  f"a use case named {use_case.name!r} is "
+                                                  "already defined in another file")])
             found[use_case.name] = use_case
     return list(found.values())
