@@ -6,6 +6,7 @@ import yaml
 
 from assets.training.model import candidate_version
 from lakeloop import approvals, keys, promotion
+from lakeloop.catalog import code_reference
 from lakeloop.deployment import Runtime, endpoint_name, ensure_champion
 from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource
@@ -17,8 +18,10 @@ from lakeloop.usecase import UseCase
 def approval_spec(use_case: UseCase) -> dg.AssetSpec:
     return dg.AssetSpec(
         keys.key(use_case, keys.DEPLOYMENT, "approval"),
-        description="A person's decision on a challenger (who, when, why); recorded from the "
-        f"{use_case.name}_approval job or `lakeloop approve`, and kept on the model version.",
+        description="A person's decision on the challenger: who decided, when and why.\n\n"
+        f"Recorded from the {use_case.name}_approval job or `lakeloop approve`/`reject`, and "
+        "kept on the model version.",
+        metadata=code_reference(approval_spec),
         **keys.common(use_case, keys.DEPLOYMENT, "mlflow"))
 
 
@@ -58,10 +61,10 @@ def build(use_case: UseCase) -> list:
 
     @dg.asset(
         key=champion_key,
-        description="The challenger rolled out: smoke, latency and shadow checks on its live "
-        "graph, then a canary (or shadow, or A/B) split of replayed traffic; promoted to "
-        "champion if every check passes (after a recorded approval when the use case is "
-        "sensitive), else the endpoint goes back to the champion alone.",
+        description="The challenger rolled out on the live graph; it becomes champion only if "
+        "every rollout check passes.\n\nSmoke, latency and shadow checks, then a canary (or "
+        "shadow, or A/B) split of replayed traffic, after a recorded approval when the use "
+        "case is sensitive; any failure puts the endpoint back on the champion alone.",
         deps=[challenger_key, approval.key],
         **keys.common(use_case, keys.DEPLOYMENT, "mlflow", "seldon"),
     )

@@ -20,7 +20,7 @@ def sample_instance(spark: SparkResource, lakehouse: LakehouseResource, use_case
     """A real applicant and request from the latest events, for smoke tests."""
     from pyspark.sql import functions as F
 
-    events = lakehouse.path(keys.key(use_case, keys.LAKEHOUSE,
+    events = lakehouse.table(keys.key(use_case, keys.LAKEHOUSE,
                                      f"silver_{use_case.events_name}"))
     fields = [use_case.entity.join_key, *use_case.features.request]
     row = (spark.session().read.format("delta").load(str(events)).select(*fields)
@@ -43,8 +43,9 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment"),
-        description="The champion as a SeldonDeployment (feature transformer, then model) "
-        "and, locally, the same graph served on 127.0.0.1; answers a sample request.",
+        description="The champion as a SeldonDeployment (feature transformer, then model), and "
+        "its running endpoint.\n\nLocally the same graph is served on 127.0.0.1 and answers "
+        "a sample request; with a cluster configured the manifest is applied there.",
         # The transformer reads the online store: the deployment depends on it too.
         deps=[champion_key, online_key],
         **keys.common(use_case, keys.DEPLOYMENT, "seldon", "kubernetes"),

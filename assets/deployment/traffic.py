@@ -77,7 +77,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         endpoint, _ = ensure_champion(Runtime(use_case, serving, mlflow, lakehouse, feast))
         session = spark.session()
         src = use_case.events
-        frame = (read_window(session, lakehouse.path(events_key), start, end)
+        frame = (read_window(session, lakehouse.table(events_key), start, end)
                  .select(src.key, use_case.entity.join_key, src.event_time,
                          *use_case.features.request)
                  .orderBy(src.event_time).toPandas())

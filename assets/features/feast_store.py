@@ -18,6 +18,7 @@ from lakeloop.features import (
     spark_guard,
     use_case_objects,
 )
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, latest_version, read_table
 from lakeloop.partitions import daily_partitions, window_of
 from lakeloop.spark import SparkResource
@@ -67,8 +68,8 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=registry_key,
-        description="Feast entity, Delta source, feature view and feature services of the "
-        "use case, generated from its file and applied to the registry.",
+        description="The use case's Feast entity, Delta source, feature view and feature "
+        "services, applied to the registry.\n\nGenerated from the use-case file.",
         deps=[gold_key],
         **keys.common(use_case, keys.FEATURES, "feast"),
     )
@@ -102,7 +103,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=online_key,
         description="Each day's latest feature values per entity, materialised to the online "
-        "store that serving reads (never rolled back by an older window).",
+        "store that serving reads.\n\nNever rolled back by an older window.",
         deps=[gold_key, registry_key],
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -111,6 +112,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
             description=f"online values equal the latest offline values for up to {SAMPLE} "
             "entities of the window")],
         **keys.common(use_case, keys.FEATURES, "feast", "spark"),
+        op_tags=pod_tags(use_case, "spark"),
     )
     def online_features(context: dg.AssetExecutionContext, feast: FeastResource,
                         spark: SparkResource, lakehouse: LakehouseResource):
@@ -120,7 +122,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         begin = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC)
         finish = dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
         session = spark.session()
-        gold_path = lakehouse.path(gold_key)
+        gold_path = lakehouse.table(gold_key)
         gold_version = latest_version(session, gold_path)
         gold = read_table(session, gold_path, gold_version)
         in_window = gold.where(F.col("event_timestamp") >= F.lit(begin.replace(tzinfo=None))) \

@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import (
     LakehouseResource,
     days_predicate,
@@ -83,6 +84,7 @@ def _bronze_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
         **keys.common(use_case, keys.LAKEHOUSE, "spark", "delta"),
+        op_tags=pod_tags(use_case, "spark"),
     )
     def bronze(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
@@ -96,7 +98,7 @@ def _bronze_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
             raise SnapshotError(f"raw snapshots not loaded for {missing}: materialize "
                                 f"{raw_key.to_user_string()} first")
         session = spark.session()
-        path = lakehouse.path(context.asset_key)
+        path = lakehouse.table(context.asset_key)
         already = loaded_hashes(session, path, context.partition_keys)
         todo = [s for s in snapshots if already.get(s.ds) != s.sha256]
         skipped = sorted(set(context.partition_keys) - {s.ds for s in todo})

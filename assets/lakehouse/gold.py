@@ -3,6 +3,7 @@
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, read_window, replace_window
 from lakeloop.partitions import daily_partitions, window_of
 from lakeloop.spark import SparkResource
@@ -43,12 +44,13 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
         **keys.common(use_case, keys.LAKEHOUSE, "spark", "delta"),
+        op_tags=pod_tags(use_case, "spark"),
     )
     def gold(context: dg.AssetExecutionContext, spark: SparkResource,
              lakehouse: LakehouseResource) -> dg.MaterializeResult:
         start, end = window_of(context)
-        silver = read_window(spark.session(), lakehouse.path(silver_key), start, end)
-        path = lakehouse.path(context.asset_key)
+        silver = read_window(spark.session(), lakehouse.table(silver_key), start, end)
+        path = lakehouse.table(context.asset_key)
         commit = replace_window(_gold(silver, use_case), path, start, end,
                                 run_id=context.run.run_id,
                                 stats_columns=[use_case.entity.join_key, EVENT_TIMESTAMP])

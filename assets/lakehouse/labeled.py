@@ -8,6 +8,7 @@ event days it labels (the label sensor asks for exactly those partitions).
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import (
     LakehouseResource,
     is_delta_table,
@@ -43,13 +44,14 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=keys.key(use_case, keys.LAKEHOUSE, use_case.labeled_table),
-        description=f"{use_case.events_name} with the {use_case.labels_name} known for them "
-        "so far, partitioned by the event's day.",
+        description=f"{use_case.events_name.capitalize()} with the {use_case.labels_name} "
+        "known for them so far, partitioned by the event's day.",
         deps=[events_key,
               dg.AssetDep(labels_key, partition_mapping=dg.AllPartitionMapping())],
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
         **keys.common(use_case, keys.LAKEHOUSE, "spark", "delta"),
+        op_tags=pod_tags(use_case, "spark"),
     )
     def labeled(context: dg.AssetExecutionContext, spark: SparkResource,
                 lakehouse: LakehouseResource) -> dg.MaterializeResult:
@@ -57,15 +59,15 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
         start, end = window_of(context)
         session = spark.session()
-        events = read_window(session, lakehouse.path(events_key), start, end)
-        labels_path = lakehouse.path(labels_key)
+        events = read_window(session, lakehouse.table(events_key), start, end)
+        labels_path = lakehouse.table(labels_key)
         if is_delta_table(labels_path):
             outcome = latest_labels(read_table(session, labels_path), use_case)
             df = events.join(outcome, use_case.events.key, "left")
         else:
             df = (events.withColumn(LABEL, F.lit(None).cast("int"))
                   .withColumn(LABEL_TIME, F.lit(None).cast("timestamp")))
-        path = lakehouse.path(context.asset_key)
+        path = lakehouse.table(context.asset_key)
         commit = replace_window(df, path, start, end, run_id=context.run.run_id)
         stats = read_window(session, path, start, end).agg(
             F.count("*").alias("rows"), F.count(LABEL).alias("labelled"),

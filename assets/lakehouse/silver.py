@@ -4,6 +4,7 @@ import dagster as dg
 
 from lakeloop import keys, quality
 from lakeloop.contracts import BAD, ROW, apply_contract, reasons, repeated_keys
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, read_table, read_window, replace_window
 from lakeloop.partitions import daily_partitions, window_of
 from lakeloop.spark import SparkResource
@@ -87,6 +88,7 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
                                        description=descriptions[name]) for name in CHECKS],
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
+        op_tags=pod_tags(use_case, "spark"),
     )
     def silver(context: dg.AssetExecutionContext, spark: SparkResource,
                lakehouse: LakehouseResource):
@@ -95,14 +97,14 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         start, end = window_of(context)
         days = list(context.partition_keys)
         session = spark.session()
-        bronze = read_window(session, lakehouse.path(bronze_key), start, end)
+        bronze = read_window(session, lakehouse.table(bronze_key), start, end)
         repeats = {n: repeated_keys(bronze, n) for n, c in source.columns.items() if c.unique}
         silver_df, quarantine_df = _split(bronze, source, repeats)
         run_id = context.run.run_id
-        silver_commit = replace_window(silver_df, lakehouse.path(silver_key), start, end,
+        silver_commit = replace_window(silver_df, lakehouse.table(silver_key), start, end,
                                        run_id=run_id, merge_schema=True,
                                        stats_columns=[source.key, source.event_time])
-        quarantine_commit = replace_window(quarantine_df, lakehouse.path(quarantine_key),
+        quarantine_commit = replace_window(quarantine_df, lakehouse.table(quarantine_key),
                                            start, end, run_id=run_id, stats_columns=[])
 
         # Counts from what was written, independently of one another. One pass over bronze
@@ -110,10 +112,10 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         checks = source.checks
         lookback = max(checks.row_count_window_days, checks.unique_lookback_days)
         since = F.date_sub(F.lit(start).cast("date"), lookback)
-        written = read_window(session, lakehouse.path(silver_key), start, end)
-        quarantined = read_window(session, lakehouse.path(quarantine_key), start, end)
+        written = read_window(session, lakehouse.table(silver_key), start, end)
+        quarantined = read_window(session, lakehouse.table(quarantine_key), start, end)
         until = F.lit(end).cast("date")
-        bronze_days = _counts(read_table(session, lakehouse.path(bronze_key))
+        bronze_days = _counts(read_table(session, lakehouse.table(bronze_key))
                               .where((F.col("ds") >= since) & (F.col("ds") <= until)),
                               F.count("*").alias("n"))
         accepted = _counts(written, F.count("*").alias("n"),
@@ -140,7 +142,7 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         inside = repeats.get(source.key)
         several = set(inside.keys_on_several_days) if inside else set()
         window = F.col("ds").between(F.lit(start).cast("date"), until)
-        before = (read_table(session, lakehouse.path(silver_key))
+        before = (read_table(session, lakehouse.table(silver_key))
                   .where((F.col("ds") >= since) & ~window).select(source.key))
         earlier = (written.select(source.key).join(before, source.key, "left_semi")
                    .distinct().limit(1000).collect())
@@ -166,11 +168,11 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
             "delta_version": dg.MetadataValue.int(silver_commit.version),
             "window": dg.MetadataValue.text(f"{start} .. {end}"),
             "per_day": dg.MetadataValue.md(outcomes[0].metadata["per_day"]),
-            "path": dg.MetadataValue.path(str(lakehouse.path(silver_key))),
+            "path": dg.MetadataValue.path(lakehouse.table(silver_key)),
         }
         if source.role == "labels":
             silver_metadata["event_days"] = dg.MetadataValue.json(
-                _event_days(session, written, lakehouse.path(events_key),
+                _event_days(session, written, lakehouse.table(events_key),
                             use_case.events.key))
         yield dg.MaterializeResult(asset_key=silver_key, metadata=silver_metadata)
         yield dg.MaterializeResult(asset_key=quarantine_key, metadata={
@@ -178,7 +180,7 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
             "rules_broken": dg.MetadataValue.md(outcomes[1].metadata["rules_broken"]),
             "examples": dg.MetadataValue.json(examples),
             "delta_version": dg.MetadataValue.int(quarantine_commit.version),
-            "path": dg.MetadataValue.path(str(lakehouse.path(quarantine_key))),
+            "path": dg.MetadataValue.path(lakehouse.table(quarantine_key)),
         })
         for outcome in outcomes:
             yield dg.AssetCheckResult(

@@ -4,6 +4,7 @@ import dagster as dg
 
 from lakeloop import keys
 from lakeloop.deployment import load_booster
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, read_table, read_window
 from lakeloop.monitoring import drift_report, drift_table, sorted_columns
 from lakeloop.partitions import daily_partitions
@@ -20,21 +21,22 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=keys.key(use_case, keys.MONITORING, "drift_report"),
-        description="Data drift per feature and prediction drift per day: the day's live "
-        "requests against the training set of the model that answered them (exact "
-        "statistics over the whole window; Evidently's HTML report + JSON).",
+        description="Data and prediction drift per day: live requests against the training "
+        "set of the model that answered.\n\nExact statistics over the whole window; "
+        "Evidently's HTML report and JSON.",
         deps=[log_key],
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
         output_required=False,
-        **keys.common(use_case, keys.MONITORING, "evidently"),
+        **keys.common(use_case, keys.MONITORING, "spark", "evidently"),
+        op_tags=pod_tags(use_case, "spark"),
     )
     def drift_report_asset(context: dg.AssetExecutionContext, spark: SparkResource,
                            lakehouse: LakehouseResource, mlflow: MlflowResource):
         from pyspark.sql import functions as F
 
         session = spark.session()
-        window = read_window(session, lakehouse.path(log_key), context.partition_keys[0],
+        window = read_window(session, lakehouse.table(log_key), context.partition_keys[0],
                              context.partition_keys[-1]).where(F.col("status") == 200)
         current_all = window.select("ds", "model_version", *features, "probability").toPandas()
         client = mlflow.client()
@@ -49,7 +51,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
             if version not in references:
                 ts_version = int(client.get_model_version(use_case.name, version)
                                  .tags["training_set_version"])
-                reference = read_table(session, lakehouse.path(training_set_key),
+                reference = read_table(session, lakehouse.table(training_set_key),
                                        ts_version).select(*features).toPandas()
                 booster, config = load_booster(mlflow, use_case.name, version)
                 reference["probability"] = booster.inplace_predict(

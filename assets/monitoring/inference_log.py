@@ -3,6 +3,7 @@
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, replace_window
 from lakeloop.partitions import daily_partitions, window_of
 from lakeloop.spark import SparkResource
@@ -66,12 +67,13 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=keys.key(use_case, keys.MONITORING, "inference_log"),
-        description="Every request and answer of the endpoints (features, probability, model "
-        "version, status, latency), ingested from their buffered logs into Delta.",
+        description="Every request and answer of the endpoints, ingested from their buffered "
+        "logs into Delta.\n\nFeatures, probability, model version, status and latency.",
         deps=[replay_key],
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
         **keys.common(use_case, keys.MONITORING, "spark", "delta"),
+        op_tags=pod_tags(use_case, "spark"),
     )
     def inference_log(context: dg.AssetExecutionContext, spark: SparkResource,
                       lakehouse: LakehouseResource) -> dg.MaterializeResult:
@@ -86,7 +88,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                        F.sum(F.when(F.col("status") != 200, 1).otherwise(0)).alias("errors"),
                        F.expr("percentile_approx(latency_ms, 0.5)").alias("p50"),
                        F.expr("percentile_approx(latency_ms, 0.99)").alias("p99")).first()
-        path = lakehouse.path(context.asset_key)
+        path = lakehouse.table(context.asset_key)
         commit = replace_window(df, path, start, end, run_id=context.run.run_id)
         df.unpersist()
         rows = int(stats["rows"] or 0)

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, is_delta_table, read_window
 from lakeloop.partitions import daily_partitions
 from lakeloop.spark import SparkResource
@@ -23,12 +24,12 @@ def scored_with_outcomes(session, lakehouse: LakehouseResource, use_case: UseCas
     import pandas as pd
     from pyspark.sql import functions as F
 
-    log_path = lakehouse.path(keys.key(use_case, keys.MONITORING, "inference_log"))
+    log_path = lakehouse.table(keys.key(use_case, keys.MONITORING, "inference_log"))
     if not is_delta_table(log_path):  # nothing served yet
         return pd.DataFrame(columns=["ds", "model_version", "probability", "prediction",
                                      "label", *use_case.protected_attributes])
     log = read_window(session, log_path, first, last)
-    labeled = read_window(session, lakehouse.path(keys.key(use_case, keys.LAKEHOUSE,
+    labeled = read_window(session, lakehouse.table(keys.key(use_case, keys.LAKEHOUSE,
                                                            use_case.labeled_table)), first, last)
     key = use_case.events.key
     return (log.where((F.col("status") == 200) & F.col("predictor").isin(*LIVE_PREDICTORS))
@@ -84,11 +85,12 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         "backfill_policy": dg.BackfillPolicy.single_run(),
         "output_required": False,
         **keys.common(use_case, keys.MONITORING, "spark", "pandas"),
+        "op_tags": pod_tags(use_case, "spark"),
     }
 
     @dg.asset(key=keys.key(use_case, keys.MONITORING, "performance_report"),
-              description="Recall, precision, AUC and approval rate of the day's live "
-              "answers against the outcomes known so far (concept drift); HTML + JSON.",
+              description="Live recall, precision, AUC and approval rate per day, against the "
+              "outcomes known so far.\n\nShows concept drift; HTML and JSON report.",
               **common)
     def performance_report(context: dg.AssetExecutionContext, spark: SparkResource,
                            lakehouse: LakehouseResource, mlflow: MlflowResource):
@@ -133,8 +135,8 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                              + (" (degraded)" if degraded else ""))
 
     @dg.asset(key=keys.key(use_case, keys.MONITORING, "fairness_report"),
-              description="Approval-rate ratio and true-positive-rate gap between groups of "
-              "each protected attribute, on the day's live answers; HTML + JSON.",
+              description="Approval-rate ratio and true-positive-rate gap per protected "
+              "attribute, on each day's live answers.\n\nHTML and JSON report.",
               **common)
     def fairness_report(context: dg.AssetExecutionContext, spark: SparkResource,
                         lakehouse: LakehouseResource, mlflow: MlflowResource):

@@ -18,11 +18,11 @@ def _snapshot_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=keys.key(use_case, keys.RAW, source_name),
-        description=f"Immutable daily snapshots of {source_name} as delivered, hashed. "
+        description=f"Immutable daily snapshots of {source_name} as delivered, hashed.\n\n"
         f"{source.description}",
         partitions_def=daily_partitions(use_case),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        **keys.common(use_case, keys.RAW, source.format, "file"),
+        **keys.common(use_case, keys.RAW, "python", source.format),
     )
     def raw_snapshot(context: dg.AssetExecutionContext,
                      lakehouse: LakehouseResource) -> dg.MaterializeResult:

@@ -20,6 +20,7 @@ import pydantic
 from lakeloop import gates as gate_checks
 from lakeloop import keys
 from lakeloop.gates import FAIRNESS_GATE, PERFORMANCE_GATE, REGRESSION_GATE
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import (
     LakehouseResource,
     commit_metadata,
@@ -189,8 +190,8 @@ def build(use_case: UseCase) -> list:
 
     @dg.asset(
         key=model_key,
-        description="XGBoost candidate trained on the training set, logged and registered in "
-        "MLflow; blocking gates decide whether it may become challenger.",
+        description="XGBoost candidate trained on the training set, tracked and registered in "
+        "MLflow.\n\nBlocking gates decide whether it may become challenger.",
         deps=[training_set_key],
         check_specs=[
             dg.AssetCheckSpec(PERFORMANCE_GATE, asset=model_key, blocking=True,
@@ -205,6 +206,7 @@ def build(use_case: UseCase) -> list:
                               f"more than {gates.regression_tolerance}"),
         ],
         **keys.common(use_case, keys.TRAINING, "xgboost", "mlflow"),
+        op_tags=pod_tags(use_case, "train"),
     )
     def candidate_model(context: dg.AssetExecutionContext, config: TrainingConfig,
                         spark: SparkResource, lakehouse: LakehouseResource,
@@ -215,7 +217,7 @@ def build(use_case: UseCase) -> list:
         from lakeloop.deployment import load_booster
 
         session = spark.session()
-        ts_path = lakehouse.path(training_set_key)
+        ts_path = lakehouse.table(training_set_key)
         ts_version = latest_version(session, ts_path)
         lineage = commit_metadata(session, ts_path, ts_version)
         load_started = time.perf_counter()
@@ -407,7 +409,7 @@ def build(use_case: UseCase) -> list:
         ml = mlflow.setup()
         recorded = ml.artifacts.load_dict(f"runs:/{mv.run_id}/training_config.json")
         session = spark.session()
-        ts_path = lakehouse.path(training_set_key)
+        ts_path = lakehouse.table(training_set_key)
         ts_version = int(recorded["training_set_version"])
         _, split = load_split(session, ts_path, ts_version, use_case)
         resolved = resolve(use_case, recorded["requested"], len(split.train))
@@ -454,7 +456,7 @@ def build(use_case: UseCase) -> list:
 
         booster, _ = load_booster(mlflow, use_case.name, version)
         mv = mlflow.client().get_model_version(use_case.name, version)
-        _, split = load_split(spark.session(), lakehouse.path(training_set_key),
+        _, split = load_split(spark.session(), lakehouse.table(training_set_key),
                               int(mv.tags["training_set_version"]), use_case)
         golden = split.test.head(GOLDEN_ROWS)[list(use_case.feature_names)]
         try:

@@ -16,6 +16,7 @@ from lakeloop.features import (
     spark_guard,
     use_case_objects,
 )
+from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import (
     LakehouseResource,
     commit_metadata,
@@ -66,12 +67,13 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=keys.key(use_case, keys.TRAINING, "training_set"),
-        description="Labelled events with their features as of each event's own time "
-        "(point-in-time correct, through Feast), versioned in Delta.",
+        description="Labelled events with their features as of each event's own time, "
+        "versioned in Delta.\n\nPoint-in-time correct, through Feast.",
         deps=[dg.AssetDep(labeled_key, partition_mapping=dg.AllPartitionMapping()),
               dg.AssetDep(gold_key, partition_mapping=dg.AllPartitionMapping()),
               registry_key],
         **keys.common(use_case, keys.TRAINING, "feast", "spark", "delta"),
+        op_tags=pod_tags(use_case, "spark"),
     )
     def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
                      spark: SparkResource, feast: FeastResource,
@@ -79,7 +81,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         from pyspark.sql import functions as F
 
         session = spark.session()
-        path = lakehouse.path(context.asset_key)
+        path = lakehouse.table(context.asset_key)
         if config.rebuild_version is not None:
             recorded = commit_metadata(session, path, config.rebuild_version)
             if "source_versions" not in recorded:
@@ -88,10 +90,10 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
             versions = {k: int(v) for k, v in recorded["source_versions"].items()}
         else:
             versions = {
-                use_case.labeled_table: latest_version(session, lakehouse.path(labeled_key)),
-                use_case.gold_table: latest_version(session, lakehouse.path(gold_key)),
+                use_case.labeled_table: latest_version(session, lakehouse.table(labeled_key)),
+                use_case.gold_table: latest_version(session, lakehouse.table(gold_key)),
             }
-        labeled = read_table(session, lakehouse.path(labeled_key),
+        labeled = read_table(session, lakehouse.table(labeled_key),
                              versions[use_case.labeled_table])
         entity_df = entity_rows(labeled, use_case)
         # Feast reads the gold table at the version recorded above, never "whatever is

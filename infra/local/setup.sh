@@ -50,21 +50,46 @@ if [ ! -f "$serving_stamp" ] || [ ! -x .venv-serving/bin/python ]; then
   rm -f "$stamps"/serving.* && touch "$serving_stamp"
 fi
 
-# --- Spark's extra jars (Delta Lake), fetched once through Ivy, verified by sha256 -------
+# --- Spark's extra jars, fetched once through Ivy, verified by sha256 --------------------
+# Delta Lake into .cache/jars; Hadoop's S3A connector (object storage) into .cache/jars/s3.
 ivy_jar=$(ls .venv/lib/python3.11/site-packages/pyspark/jars/ivy-*.jar 2>/dev/null | head -n1)
-mkdir -p .cache/jars
-grep -v '^#' infra/local/jars.txt | while read -r group artifact version sha; do
-  [ -n "$group" ] || continue
-  jar=".cache/jars/$artifact-$version.jar"
-  if [ -f "$jar" ] && echo "$sha  $jar" | sha256sum --quiet -c - 2>/dev/null; then continue; fi
-  say "fetching $group:$artifact:$version"
-  [ -n "$ivy_jar" ] || die "pyspark's Ivy jar is missing from .venv; delete .venv and rerun."
-  java -jar "$ivy_jar" -cache .cache/ivy -dependency "$group" "$artifact" "$version" \
-    -confs master -notransitive -retrieve ".cache/jars/[artifact]-[revision](-[classifier]).[ext]" \
-    >.cache/ivy.log 2>&1 || die "could not fetch $group:$artifact:$version from Maven Central
+fetch_jars() {  # <list file> <folder>
+  mkdir -p "$2"
+  grep -v '^#' "$1" | while read -r group artifact version sha; do
+    [ -n "$group" ] || continue
+    jar="$2/$artifact-$version.jar"
+    if [ -f "$jar" ] && echo "$sha  $jar" | sha256sum --quiet -c - 2>/dev/null; then continue; fi
+    say "fetching $group:$artifact:$version"
+    [ -n "$ivy_jar" ] || die "pyspark's Ivy jar is missing from .venv; delete .venv and rerun."
+    java -jar "$ivy_jar" -cache .cache/ivy -dependency "$group" "$artifact" "$version" \
+      -confs master -notransitive -retrieve "$2/[artifact]-[revision](-[classifier]).[ext]" \
+      >.cache/ivy.log 2>&1 || die "could not fetch $group:$artifact:$version from Maven Central
   (see .cache/ivy.log). This is the only step that needs the network."
-  echo "$sha  $jar" | sha256sum --quiet -c - || die "$jar does not match its pinned sha256"
-done
+    echo "$sha  $jar" | sha256sum --quiet -c - || die "$jar does not match its pinned sha256"
+  done
+}
+fetch_jars infra/local/jars.txt .cache/jars
+fetch_jars infra/local/jars-s3.txt .cache/jars/s3
+
+# --- SeaweedFS: the S3-compatible object store of the production-shape tests -------------
+# Apache-2.0, built with the Go toolchain from its pinned module (MinIO's server is AGPL-3.0
+# and not served as a Go module here). The first build takes minutes; Go's module and
+# build caches make later ones (a fresh clone on the same machine) take seconds.
+weed_module="github.com/seaweedfs/seaweedfs"
+weed_version="v0.0.0-20261109003541-7506e5f91cd6"
+weed=.cache/bin/weed
+if [ ! -x "$weed" ] || [ "$(cat .cache/bin/weed.version 2>/dev/null)" != "$weed_version" ]; then
+  command -v go >/dev/null || die "the Go toolchain is missing: it builds SeaweedFS, the tests' S3 store (install golang from Debian, or Go 1.26+)"
+  say "building SeaweedFS $weed_version (first time: a few minutes)"
+  src=$(GOFLAGS=-modcacherw go mod download -json "$weed_module@$weed_version" \
+        | .venv/bin/python -c 'import json,sys; d=json.load(sys.stdin); sys.exit(d.get("Error")) if d.get("Error") else print(d["Dir"])') \
+    || die "could not download $weed_module@$weed_version"
+  mkdir -p .cache/bin
+  # Its go.mod has replace directives, so it builds as the main module, from its own tree.
+  (cd "$src" && GOFLAGS="-modcacherw -buildvcs=false" go build -trimpath -o "$OLDPWD/$weed.tmp" ./weed) \
+    >.cache/weed-build.log 2>&1 || die "SeaweedFS did not build (see .cache/weed-build.log)"
+  mv "$weed.tmp" "$weed" && echo "$weed_version" > .cache/bin/weed.version
+fi
 
 # --- The SeldonDeployment CRD (Apache-2.0 operator module), to validate manifests offline --
 # Fetched once with the Go toolchain from the Go module mirror: v1.16.0 is the newest

@@ -6,6 +6,7 @@ import warnings
 
 import dagster as dg
 
+from lakeloop.catalog import with_code_references
 from lakeloop.resources import build_resources
 from lakeloop.settings import Settings
 from lakeloop.usecase import UseCase, load_use_cases
@@ -54,15 +55,23 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             approval_sensor.build(use_case, by_name[use_case_jobs.promote_job_name(use_case)]),
         ]
     return dg.Definitions(
-        assets=assets,
+        assets=with_code_references(assets),
         asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(settings),
-        executor=(dg.in_process_executor if settings.executor == "in_process"
-                  else dg.multiprocess_executor),
+        executor=executor_for(settings),
     )
+
+
+def executor_for(settings: Settings) -> dg.ExecutorDefinition:
+    if settings.executor == "k8s":  # a pod per step (dagster-k8s)
+        from lakeloop.k8s import k8s_executor
+
+        return k8s_executor(settings.image)
+    return (dg.in_process_executor if settings.executor == "in_process"
+            else dg.multiprocess_executor)
 
 
 @dg.definitions

@@ -354,7 +354,7 @@ def _final_state(defs, use_case, resources) -> dict:
     lakehouse = resources["lakehouse"]
     tables = []
     for asset_key in sorted(defs.resolve_all_asset_keys(), key=lambda k: k.path):
-        path = lakehouse.path(asset_key)
+        path = lakehouse.table(asset_key)
         if asset_key.path[0] == use_case.name and is_delta_table(path):
             rows = spark.read.format("delta").load(str(path)).count()
             tables.append({"table": asset_key.to_user_string(), "rows": rows,

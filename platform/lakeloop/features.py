@@ -167,32 +167,47 @@ class FeastResource(dg.ConfigurableResource):
     online_store: str = "sqlite"
     sqlite_path: str = ""
     redis_connection_string: str = ""
+    redis_password: str = ""
     repo_path: str = ""
     server_host: str = "127.0.0.1"
     server_port: int = 6566
     state_dir: str = ""
 
-    def online_config(self) -> dict[str, Any]:
+    @property
+    def sql_registry(self) -> bool:
+        """A SQL registry (PostgreSQL in production) rather than a registry file."""
+        return self.registry_path.startswith(("postgresql", "mysql", "sqlite:"))
+
+    def registry_config(self, path: str | None = None) -> dict[str, Any]:
+        if self.sql_registry:
+            return {"registry_type": "sql", "path": path or self.registry_path,
+                    "cache_ttl_seconds": 5,
+                    "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True}}
+        return {"registry_type": "file", "path": path or self.registry_path,
+                "cache_ttl_seconds": 5}
+
+    def online_config(self, password: str | None = None) -> dict[str, Any]:
         if self.online_store == "sqlite":
             Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
             # SQLite that never rolls a value back (see lakeloop.feast_online).
             return {"type": "lakeloop.feast_online.MonotonicSqliteOnlineStore",
                     "path": self.sqlite_path}
         if self.online_store == "redis":
-            return {"type": "redis", "connection_string": self.redis_connection_string}
+            secret = self.redis_password if password is None else password
+            connection = self.redis_connection_string + (f",password={secret}" if secret else "")
+            return {"type": "redis", "connection_string": connection}
         raise ValueError(f"online_store must be sqlite or redis, not {self.online_store!r}")
 
     def repo_config(self):
         from feast import RepoConfig
         from feast.repo_config import RegistryConfig
 
-        if "://" not in self.registry_path:
+        if "://" not in self.registry_path and not self.sql_registry:
             Path(self.registry_path).parent.mkdir(parents=True, exist_ok=True)
         return RepoConfig(
             project=self.project,
             provider="local",
-            registry=RegistryConfig(registry_type="file", path=self.registry_path,
-                                    cache_ttl_seconds=5),
+            registry=RegistryConfig(**self.registry_config()),
             offline_store={"type": "spark"},
             online_store=self.online_config(),
             entity_key_serialization_version=3,
@@ -225,12 +240,17 @@ class FeastResource(dg.ConfigurableResource):
             return running
         repo = self._server_dir() / "repo"
         repo.mkdir(parents=True, exist_ok=True)
+        # Secrets never land in the file: Feast expands ${VAR} from the server's environment.
+        secrets = {"LAKELOOP_FEAST_REGISTRY": self.registry_path} if self.sql_registry else {}
+        if self.redis_password:
+            secrets["LAKELOOP_REDIS_PASSWORD"] = self.redis_password
         (repo / "feature_store.yaml").write_text(yaml.safe_dump({
             "project": self.project,
             "provider": "local",
-            "registry": {"registry_type": "file", "path": self.registry_path,
-                         "cache_ttl_seconds": 5},
-            "online_store": self.online_config(),
+            "registry": self.registry_config(
+                "${LAKELOOP_FEAST_REGISTRY}" if self.sql_registry else None),
+            "online_store": self.online_config(
+                "${LAKELOOP_REDIS_PASSWORD}" if self.redis_password else None),
             "offline_store": {"type": "file"},
             "entity_key_serialization_version": 3,
         }, sort_keys=False))
@@ -239,7 +259,7 @@ class FeastResource(dg.ConfigurableResource):
                str(self.server_port), "-w", "1", "--no-access-log", "-r", "5"]
         env = {**{k: v for k, v in os.environ.items()
                   if k in ("PATH", "HOME", "LANG", "TZ", "PYTHONPATH")},
-               "DO_NOT_TRACK": "true", "FEAST_USAGE": "False"}
+               "DO_NOT_TRACK": "true", "FEAST_USAGE": "False", **secrets}
         return registry.start(FEATURE_SERVER, cmd, env, self.server_host, [self.server_port],
                               ready=_server_answers, timeout=timeout)
 

@@ -17,22 +17,43 @@ PARTITION_COLUMN = "ds"
 
 
 class LakehouseResource(dg.ConfigurableResource):
-    """Where every asset of every use case lives: ``<data root>/<asset key path>``."""
+    """Where every asset of every use case lives: ``<root>/<asset key path>``.
+
+    Two roots: Delta tables under ``table_root`` (local disk, or object storage such as
+    ``s3a://lakeloop/tables``), and working files (raw snapshots, request logs, reports,
+    manifests) under ``data_root``, a local folder or a volume every pod mounts.
+    """
 
     data_root: str
+    table_root: str = ""
 
     def root(self) -> Path:
         return Path(self.data_root)
 
     def path(self, key: dg.AssetKey | Sequence[str]) -> Path:
-        parts = key.path if isinstance(key, dg.AssetKey) else list(key)
-        return self.root().joinpath(*parts)
+        """A working-file folder of an asset (always a filesystem path)."""
+        return self.root().joinpath(*_parts(key))
+
+    def table(self, key: dg.AssetKey | Sequence[str]) -> str:
+        """Where an asset's Delta table lives: a local path or an object-storage URI."""
+        root = self.table_root or self.data_root
+        if "://" in root:
+            return "/".join([root.rstrip("/"), *_parts(key)])
+        return str(Path(root).joinpath(*_parts(key)))
 
     def uri(self, key: dg.AssetKey | Sequence[str]) -> str:
-        return str(self.path(key))
+        return self.table(key)
 
     def landing(self, use_case: str, source: str) -> Path:
         return self.root() / "landing" / use_case / source
+
+
+def _parts(key: dg.AssetKey | Sequence[str]) -> list[str]:
+    parts = key.path if isinstance(key, dg.AssetKey) else list(key)
+    for part in parts:  # asset keys are names, never paths: no way out of the root
+        if not part or part in (".", "..") or "/" in part or "\\" in part:
+            raise ValueError(f"{part!r} is not a valid asset key part")
+    return parts
 
 
 def window_predicate(start: str, end: str, column: str = PARTITION_COLUMN) -> str:
@@ -174,6 +195,8 @@ def read_pandas(spark: SparkSession, path: Path | str, version: int, columns: li
     if features & {"deletionVectors", "columnMapping"} or partitioned & set(columns):
         return read_table(spark, path, version).select(*columns).toPandas()
     files = read_table(spark, path, version).inputFiles()
+    if any("://" in f and not f.startswith("file:") for f in files):  # object storage
+        return read_table(spark, path, version).select(*columns).toPandas()
     local = sorted(f.removeprefix("file://").removeprefix("file:") for f in files)
     frame = ds.dataset(local, format="parquet").to_table(columns=columns).to_pandas()
     for column in frame.columns:  # as Spark hands them over: naive UTC timestamps

@@ -23,6 +23,17 @@ def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[
     return value
 
 
+def _table_root(value: str) -> str:
+    value = value.strip()
+    if not value or value.startswith("s3a://"):
+        return value
+    if value.startswith("s3://"):  # Hadoop's S3 connector is s3a
+        return "s3a://" + value.removeprefix("s3://")
+    if "://" in value:
+        raise SettingsError(f"LAKELOOP_TABLE_ROOT={value!r}: use a local folder or s3a://bucket/prefix")
+    return str(Path(value).expanduser().resolve())
+
+
 class Env(enum.Enum):
     LOCAL = "local"
     K8S = "k8s"
@@ -42,16 +53,34 @@ class Settings:
     serving_host: str = "127.0.0.1"
     # in_process: every step of a run shares one process, so Spark starts one JVM per run.
     # multiprocess: a process (and a JVM) per step, for graphs without Spark.
+    # k8s: a pod per step (dagster-k8s's k8s_job_executor), the default on Kubernetes.
     executor: str = "in_process"
     online_store: str = "sqlite"
     redis_url: str = "127.0.0.1:6379"
     feature_server_port: int = 6566
     feature_repo: Path = PROJECT_ROOT / "feature_repo"
+    # Delta tables: under the data root by default, or object storage (s3a://bucket/prefix).
+    table_root: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    # single-driver: one Spark driver commits every Delta write (local, Spark Connect);
+    # dynamodb: several drivers write the same tables (a k8s:// master per step pod).
+    delta_log_store: str = "single-driver"
+    # Spark: a master URL (local[*], k8s://https://...) or a Spark Connect endpoint (sc://).
+    spark_master: str = "local[*]"
+    spark_remote: str = ""
+    # local: seldon-core microservices on this machine; kubernetes: applied to the cluster.
+    serving: str = "local"
+    serving_namespace: str = "lakeloop-serving"
+    serving_image: str = "lakeloop/serving:0.1.0"
+    feature_server_url: str = ""
+    image: str = "lakeloop/user-code:0.1.0"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         env = Env(_choice(environ, "LAKELOOP_ENV", "local", tuple(e.value for e in Env)))
+        k8s = env is Env.K8S
         data_root = Path(environ.get("LAKELOOP_DATA_ROOT", PROJECT_ROOT / ".lakeloop"))
         custom = [e for e in environ.get("LAKELOOP_USE_CASES", "").split(os.pathsep) if e.strip()]
         dirs = [Path(e).expanduser().resolve() for e in custom] or [BUILTIN_USE_CASES]
@@ -65,15 +94,32 @@ class Settings:
                             PROJECT_ROOT / ".venv-serving" / "bin" / "python")
             ),
             serving_host=environ.get("LAKELOOP_SERVING_HOST", "127.0.0.1"),
-            executor=_choice(environ, "LAKELOOP_EXECUTOR", "in_process",
-                             ("in_process", "multiprocess")),
-            online_store=_choice(environ, "LAKELOOP_ONLINE_STORE", "sqlite",
+            executor=_choice(environ, "LAKELOOP_EXECUTOR", "k8s" if k8s else "in_process",
+                             ("in_process", "multiprocess", "k8s")),
+            online_store=_choice(environ, "LAKELOOP_ONLINE_STORE", "redis" if k8s else "sqlite",
                                  ("sqlite", "redis")),
             redis_url=environ.get("LAKELOOP_REDIS_URL", "127.0.0.1:6379"),
             feature_server_port=int(environ.get("LAKELOOP_FEATURE_SERVER_PORT", "6566")),
             feature_repo=Path(environ.get("LAKELOOP_FEATURE_REPO",
                                           PROJECT_ROOT / "feature_repo")),
+            table_root=_table_root(environ.get("LAKELOOP_TABLE_ROOT", "")),
+            s3_endpoint=environ.get("LAKELOOP_S3_ENDPOINT", ""),
+            s3_region=environ.get("AWS_REGION", "us-east-1"),
+            delta_log_store=_choice(environ, "LAKELOOP_DELTA_LOG_STORE", "single-driver",
+                                    ("single-driver", "dynamodb")),
+            spark_master=environ.get("LAKELOOP_SPARK_MASTER", "local[*]"),
+            spark_remote=environ.get("LAKELOOP_SPARK_REMOTE", ""),
+            serving=_choice(environ, "LAKELOOP_SERVING", "kubernetes" if k8s else "local",
+                            ("local", "kubernetes")),
+            serving_namespace=environ.get("LAKELOOP_SERVING_NAMESPACE", "lakeloop-serving"),
+            serving_image=environ.get("LAKELOOP_SERVING_IMAGE", "lakeloop/serving:0.1.0"),
+            feature_server_url=environ.get("LAKELOOP_FEATURE_SERVER_URL", ""),
+            image=environ.get("LAKELOOP_IMAGE", "lakeloop/user-code:0.1.0"),
         )
+
+    @property
+    def uses_object_storage(self) -> bool:
+        return self.table_root.startswith(("s3a://", "s3://"))
 
     def with_data_root(self, data_root: Path) -> Settings:
         return dataclasses.replace(self, data_root=Path(data_root).resolve())

@@ -74,6 +74,53 @@ def delta_jars(jars_dir: Path) -> list[Path]:
     return jars
 
 
+def s3_jars(jars_dir: Path) -> list[Path]:
+    """Hadoop's S3A connector and the AWS SDK modules it needs (``<jars>/s3``): on the
+    classpath only when tables live on object storage."""
+    jars = sorted((Path(jars_dir) / "s3").glob("*.jar"))
+    if not any(j.name.startswith("hadoop-aws") for j in jars):
+        raise JarsMissingError(
+            f"the S3A connector is not in {Path(jars_dir) / 's3'}. Run `make setup` once (it "
+            "fetches hadoop-aws and the AWS SDK modules), or point LAKELOOP_JARS_DIR elsewhere."
+        )
+    return jars
+
+
+def s3a_conf(endpoint: str, region: str, log_store: str, ddb_table: str) -> dict[str, str]:
+    """Spark settings for Delta tables on S3 or an S3-compatible store. Credentials come
+    from the JVM's environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a Kubernetes
+    secret in production): never from Spark's configuration, which the UI and logs show."""
+    conf = {
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.aws.credentials.provider":
+            "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",
+        "spark.hadoop.fs.s3a.endpoint.region": region,
+        "spark.hadoop.fs.s3a.fast.upload": "true",
+    }
+    if endpoint:  # an S3-compatible store (SeaweedFS, MinIO, Ceph): path-style addressing
+        conf.update({
+            "spark.hadoop.fs.s3a.endpoint": endpoint,
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https"))
+            .lower(),
+        })
+    # Delta's commit protocol on S3 needs a log store that serialises writers: S3 has no
+    # atomic put-if-absent for every client. One driver commits all writes (local Spark,
+    # or one Spark Connect server for the whole cluster): the single-driver store is
+    # correct. Several drivers (a k8s:// master per step pod): DynamoDB arbitrates.
+    if log_store == "single-driver":
+        conf["spark.delta.logStore.s3a.impl"] = "io.delta.storage.S3SingleDriverLogStore"
+    elif log_store == "dynamodb":
+        conf.update({
+            "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
+            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": ddb_table,
+            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": region,
+        })
+    else:
+        raise ValueError(f"delta_log_store must be single-driver or dynamodb, not {log_store!r}")
+    return conf
+
+
 class SparkResource(dg.ConfigurableResource):
     """A Spark session with Delta Lake: ``local[*]`` here, the cluster in production."""
 
@@ -83,6 +130,12 @@ class SparkResource(dg.ConfigurableResource):
     driver_memory: str = "2g"
     jars_dir: str = ""
     warehouse_dir: str = ""
+    # Object storage for Delta tables (s3a://): the S3A connector joins the classpath.
+    object_storage: bool = False
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    delta_log_store: str = "single-driver"
+    delta_ddb_table: str = "delta_log"
     conf: dict[str, str] = Field(default_factory=dict)
 
     def session(self) -> SparkSession:
@@ -107,7 +160,13 @@ class SparkResource(dg.ConfigurableResource):
         settings["spark.driver.memory"] = self.driver_memory
         settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{_LOG4J}"
         if self.jars_dir:
-            settings["spark.jars"] = ",".join(str(j) for j in delta_jars(Path(self.jars_dir)))
+            jars = delta_jars(Path(self.jars_dir))
+            if self.object_storage:
+                jars += s3_jars(Path(self.jars_dir))
+            settings["spark.jars"] = ",".join(str(j) for j in jars)
+        if self.object_storage:
+            settings.update(s3a_conf(self.s3_endpoint, self.s3_region, self.delta_log_store,
+                                     self.delta_ddb_table))
         if self.warehouse_dir:
             settings["spark.sql.warehouse.dir"] = self.warehouse_dir
         settings.update(self.conf)

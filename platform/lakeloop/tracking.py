@@ -41,7 +41,9 @@ class MlflowResource(dg.ConfigurableResource):
     """Tracking server and model registry (SQLite locally, PostgreSQL + S3 in production)."""
 
     tracking_uri: str
-    artifact_root: str
+    # Empty: the tracking server decides (``--artifacts-destination``, proxied to the
+    # object store), so clients need no storage credentials of their own.
+    artifact_root: str = ""
     ui_url: str = "http://127.0.0.1:5000"
     dagster_ui_url: str = "http://127.0.0.1:3000"
 
@@ -67,6 +69,8 @@ class MlflowResource(dg.ConfigurableResource):
         existing = mlflow.get_experiment_by_name(name)
         if existing is not None:
             return existing.experiment_id
+        if not self.artifact_root:
+            return mlflow.create_experiment(name)
         location = self.artifact_root.rstrip("/") + f"/{name}"
         if "://" not in location:
             Path(location).mkdir(parents=True, exist_ok=True)
