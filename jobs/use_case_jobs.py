@@ -70,7 +70,8 @@ def build(use_case: UseCase) -> tuple[list, list[dg.ScheduleDefinition]]:
         selection=retrain_selection(use_case),
         description=f"{use_case.title}: a new training set, candidate, gates and challenger"
         + (" (promotion waits for approval)." if use_case.sensitive else ", then deployment."),
-        tags={"use_case": use_case.name},
+        # lakeloop/step: the run queue limits concurrent training runs (infra/helm values).
+        tags={"use_case": use_case.name, "lakeloop/step": "train"},
     )
     promote = dg.define_asset_job(
         promote_job_name(use_case),

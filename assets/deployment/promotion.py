@@ -72,7 +72,12 @@ def build(use_case: UseCase) -> list:
                  serving: ServingResource, lakehouse: LakehouseResource,
                  feast: FeastResource) -> dg.MaterializeResult:
         from lakeloop import rollout
-        from lakeloop.deployment import render, serve_champion
+        from lakeloop.deployment import (
+            apply_on_cluster,
+            cluster_predictors,
+            render,
+            serve_champion,
+        )
         from lakeloop.tracking import CHALLENGER, CHAMPION
 
         current = mlflow.version_by_alias(use_case.name, CHALLENGER)
@@ -99,20 +104,38 @@ def build(use_case: UseCase) -> list:
             manifests[strategy] = dg.MetadataValue.path(str(path))
 
         report = None
+        cluster = serving.kubernetes
         if previous is not None and previous != version:
             log_dir = lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))
             instances = rollout.recent_instances(log_dir, use_case,
                                                  use_case.rollout.replay_requests)
-            report, champ, chall = rollout.validate(rt, previous, version, instances)
-            if report.passed:
-                rollout.canary(rt, report, champ, chall, instances)
+            if cluster:
+                # The challenger first joins as a shadow (mirrored traffic, answers
+                # discarded): it is validated before it takes any traffic.
+                manifest = apply_on_cluster(rt, "shadow", previous, version)
+                report, champ, chall = rollout.validate(
+                    rt, previous, version, instances,
+                    predictors=cluster_predictors(rt, manifest, previous, version))
+                if report.passed:
+                    strategy = use_case.rollout.strategy
+                    manifest = apply_on_cluster(rt, strategy, previous, version,
+                                                use_case.rollout.canary_traffic)
+                    rollout.canary(rt, report, champ, chall, instances,
+                                   url=serving.deployment_url(manifest))
+            else:
+                report, champ, chall = rollout.validate(rt, previous, version, instances)
+                if report.passed:
+                    rollout.canary(rt, report, champ, chall, instances)
             promotion.record_rollout(mlflow, use_case, version, report)
             numbers = {"rollout": dg.MetadataValue.md(report.table()),
                        "strategy": dg.MetadataValue.text(report.strategy),
                        "challenger_version": dg.MetadataValue.int(int(version)),
                        "champion_version": dg.MetadataValue.int(int(previous))}
-            if not report.passed:
-                serve_champion(rt, previous)  # the endpoint goes back to the champion alone
+            if not report.passed:  # the endpoint goes back to the champion alone
+                if cluster:
+                    apply_on_cluster(rt, "champion", previous)
+                else:
+                    serve_champion(rt, previous)
                 # Recorded on the instance at once: events logged by a step that then
                 # fails are not guaranteed to be kept, and this decision must be.
                 context.instance.report_runless_asset_event(dg.AssetObservation(
@@ -128,7 +151,10 @@ def build(use_case: UseCase) -> list:
                                          reason=f"Dagster run {context.run.run_id}")
         except promotion.PromotionError as exc:
             raise dg.Failure(str(exc)) from None
-        endpoint, _ = serve_champion(rt, version)
+        if cluster:
+            endpoint_url = serving.deployment_url(apply_on_cluster(rt, "champion", version))
+        else:
+            endpoint_url = serve_champion(rt, version)[0].predictions_url
         card = promotion.log_card(mlflow, use_case, version)
         decision = (approvals.read(mlflow.client(), use_case.name, version)
                     if use_case.sensitive else None)
@@ -140,7 +166,8 @@ def build(use_case: UseCase) -> list:
                 else "promoted (first model: nothing to compare with)"),
             "rollout": dg.MetadataValue.md(report.table() if report else
                                            "first model: no champion to compare with"),
-            "endpoint": dg.MetadataValue.url(endpoint.predictions_url),
+            "endpoint": dg.MetadataValue.url(endpoint_url),
+            "serving": dg.MetadataValue.text("kubernetes" if cluster else "local"),
             **{f"manifest_{k}": v for k, v in manifests.items()},
             "approved_by": dg.MetadataValue.text(decision.by if decision else "not required"),
             "approved_at": dg.MetadataValue.text(decision.at if decision else ""),

@@ -16,13 +16,13 @@ import numpy as np
 import requests
 
 from lakeloop import keys
-from lakeloop.deployment import Runtime, ensure_champion
+from lakeloop.deployment import Runtime, ensure_champion, render
 from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource, read_window
 from lakeloop.partitions import daily_partitions, window_of
 from lakeloop.serving import ServingResource, graph_request
 from lakeloop.spark import SparkResource
-from lakeloop.tracking import MlflowResource
+from lakeloop.tracking import CHAMPION, MlflowResource
 from lakeloop.usecase import UseCase
 
 REPLAY_CONCURRENCY = 4
@@ -74,7 +74,16 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                        lakehouse: LakehouseResource, serving: ServingResource,
                        mlflow: MlflowResource, feast: FeastResource) -> dg.MaterializeResult:
         start, end = window_of(context)
-        endpoint, _ = ensure_champion(Runtime(use_case, serving, mlflow, lakehouse, feast))
+        rt = Runtime(use_case, serving, mlflow, lakehouse, feast)
+        if serving.kubernetes:  # the cluster's deployment, through its ingress route
+            champion = mlflow.version_by_alias(use_case.name, CHAMPION)
+            if champion is None:
+                raise dg.Failure(f"{use_case.name} has no champion to send traffic to")
+            url = serving.deployment_url(render(rt, "champion", str(champion.version)))
+            model_version = str(champion.version)
+        else:
+            endpoint, _ = ensure_champion(rt)
+            url, model_version = endpoint.predictions_url, endpoint.model_version
         session = spark.session()
         src = use_case.events
         frame = (read_window(session, lakehouse.table(events_key), start, end)
@@ -89,7 +98,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
         def send(body):
             t0 = time.perf_counter()
-            response = http.post(endpoint.predictions_url, json=body, timeout=10)
+            response = http.post(url, json=body, timeout=10)
             return response.status_code, (time.perf_counter() - t0) * 1000
 
         started = time.perf_counter()
@@ -113,8 +122,8 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
             "requests_per_s": dg.MetadataValue.float(round(len(bodies) / max(seconds, 1e-9), 1)),
             "latency_p50_ms": dg.MetadataValue.float(round(float(np.percentile(latencies, 50)), 2)),
             "latency_p99_ms": dg.MetadataValue.float(round(float(np.percentile(latencies, 99)), 2)),
-            "endpoint": dg.MetadataValue.url(endpoint.predictions_url),
-            "model_version": dg.MetadataValue.int(int(endpoint.model_version)),
+            "endpoint": dg.MetadataValue.url(url),
+            "model_version": dg.MetadataValue.int(int(model_version)),
         })
 
     return [traffic_replay]

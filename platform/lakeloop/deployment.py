@@ -65,6 +65,36 @@ class Predictor:
                 "graph": self.graph}
 
 
+@dataclass(frozen=True)
+class ClusterPredictor:
+    """A predictor of a SeldonDeployment on the cluster: its own Service runs the whole graph
+    (Seldon's executor in the pod), so the graph is one predictions URL."""
+
+    role: str
+    model_version: str
+    url: str
+
+    @property
+    def graph(self) -> list[str]:
+        return [f"{self.url}/api/v1.0/predictions"]
+
+
+def apply_on_cluster(rt: Runtime, rollout: str, champion: str, challenger: str | None = None,
+                     challenger_traffic: int = 0) -> dict:
+    """Render, apply server-side and wait until the operator reports it Available."""
+    manifest = render(rt, rollout, champion, challenger, challenger_traffic)
+    rt.serving.apply(manifest)
+    rt.serving.wait_available(manifest)
+    return manifest
+
+
+def cluster_predictors(rt: Runtime, manifest: dict, champion: str,
+                       challenger: str) -> tuple[ClusterPredictor, ClusterPredictor]:
+    return (ClusterPredictor(CHAMPION, champion, rt.serving.predictor_url(manifest, CHAMPION)),
+            ClusterPredictor(CHALLENGER, challenger,
+                             rt.serving.predictor_url(manifest, CHALLENGER)))
+
+
 def endpoint_name(use_case: UseCase) -> str:
     return use_case.name
 

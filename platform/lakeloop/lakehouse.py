@@ -85,7 +85,8 @@ def is_delta_table(path: Path | str) -> bool:
         from delta.tables import DeltaTable
         from pyspark.sql import SparkSession
 
-        return DeltaTable.isDeltaTable(SparkSession.getActiveSession(), text)
+        session = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        return DeltaTable.isDeltaTable(session, text)
     return (Path(text.removeprefix("file:")) / "_delta_log").is_dir()
 
 

@@ -101,13 +101,16 @@ def _probability(body: dict) -> float:
     return float(body["data"]["ndarray"][0][0])
 
 
-def validate(rt: Runtime, champion: str, challenger: str,
-             instances: list[dict]) -> tuple[Report, Predictor, Predictor]:
-    """Start the challenger's graph beside the champion's and run checks 1 to 3."""
+def validate(rt: Runtime, champion: str, challenger: str, instances: list[dict],
+             predictors: tuple | None = None) -> tuple[Report, Predictor, Predictor]:
+    """Run checks 1 to 3 on the challenger's graph beside the champion's: the local
+    microservices (started here), or ``predictors`` already running on the cluster."""
     cfg = rt.use_case.rollout
     report = Report(champion, challenger, cfg.strategy)
-    champ = predictor_for(rt, champion, CHAMPION)
-    chall = predictor_for(rt, challenger, CHALLENGER)
+    if predictors is None:
+        predictors = (predictor_for(rt, champion, CHAMPION),
+                      predictor_for(rt, challenger, CHALLENGER))
+    champ, chall = predictors
     http = requests.Session()
     if not instances:
         report.checks.append(Check("smoke", False, 0, 1, "no recent requests in the "
@@ -151,22 +154,24 @@ def validate(rt: Runtime, champion: str, challenger: str,
 
 
 def canary(rt: Runtime, report: Report, champ: Predictor, chall: Predictor,
-           instances: list[dict]) -> None:
+           instances: list[dict], url: str | None = None) -> None:
     """Split replayed traffic through the executor (canary or A/B) or mirror it (shadow);
-    the challenger's share of errors decides."""
+    the challenger's share of errors decides. ``url``: the deployment already routes the
+    split (on the cluster, Seldon's ingress route)."""
     cfg = rt.use_case.rollout
-    if cfg.strategy == "shadow":
-        endpoint = route(rt, [(champ, 100)], shadow=chall)
-    else:
-        split = 50 if cfg.strategy == "ab" else cfg.canary_traffic
-        endpoint = route(rt, [(champ, 100 - split), (chall, split)])
+    if url is None:
+        if cfg.strategy == "shadow":
+            url = route(rt, [(champ, 100)], shadow=chall).predictions_url
+        else:
+            split = 50 if cfg.strategy == "ab" else cfg.canary_traffic
+            url = route(rt, [(champ, 100 - split), (chall, split)]).predictions_url
     http = requests.Session()
     by_predictor: dict[str, list[int]] = {}
     stamp = time.time_ns()
     for i, instance in enumerate(instances):
         body = graph_request([instance], {"request_key": f"canary-{report.challenger}"},
                              puid=f"canary-{report.challenger}-{stamp}-{i}")
-        response = http.post(endpoint.predictions_url, json=body, timeout=10)
+        response = http.post(url, json=body, timeout=10)
         try:
             tags = response.json().get("meta", {}).get("tags", {})
         except ValueError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,15 @@ class ServingResource(dg.ConfigurableResource):
     kubernetes: bool = False
     kube_context: str | None = None
     start_timeout_s: float = 60.0
+    # On the cluster, Seldon's operator gives every predictor a Service of its own
+    # (<deployment>-<predictor>, port 8000): rollout checks call each predictor there, and
+    # the traffic split through the ingress (``cluster_gateway_url``, Seldon's
+    # /seldon/<namespace>/<deployment> route). ``cluster_predictor_urls`` overrides the
+    # address per predictor (for example port-forwards from outside the cluster).
+    cluster_predictor_url: str = "http://{deployment}-{predictor}.{namespace}.svc.cluster.local:8000"
+    cluster_predictor_urls: dict[str, str] = {}
+    cluster_gateway_url: str = ""
+    cluster_ready_timeout_s: float = 600.0
 
     def _registry(self) -> Registry:
         return Registry(self.state_dir)
@@ -145,22 +155,64 @@ class ServingResource(dg.ConfigurableResource):
             raise ServingError(str(exc)) from None
         return _endpoint(running)
 
+    def custom_objects(self):
+        """The cluster's CustomObjectsApi (in-cluster credentials, else the kubeconfig)."""
+        from kubernetes import client, config
+
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config(context=self.kube_context)
+        return client.CustomObjectsApi()
+
     def apply(self, manifest: dict[str, Any], api=None) -> dict[str, Any]:
         """Server-side apply of a SeldonDeployment (field manager ``lakeloop``)."""
-        if api is None:
-            from kubernetes import client, config
-
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config(context=self.kube_context)
-            api = client.CustomObjectsApi()
+        api = api or self.custom_objects()
         group, version = manifest["apiVersion"].split("/")
         return api.patch_namespaced_custom_object(
             group=group, version=version, namespace=manifest["metadata"]["namespace"],
             plural="seldondeployments", name=manifest["metadata"]["name"], body=manifest,
             field_manager="lakeloop", force=True,
             _content_type="application/apply-patch+yaml")
+
+    def wait_available(self, manifest: dict[str, Any], api=None) -> dict[str, Any]:
+        """Poll the SeldonDeployment until the operator reports it Available (every
+        predictor's pods ready); a Failed state or the timeout raises with the operator's
+        own description."""
+        api = api or self.custom_objects()
+        group, version = manifest["apiVersion"].split("/")
+        meta = manifest["metadata"]
+        deadline = time.monotonic() + self.cluster_ready_timeout_s
+        state, description = "unknown", ""
+        while time.monotonic() < deadline:
+            obj = api.get_namespaced_custom_object(
+                group=group, version=version, namespace=meta["namespace"],
+                plural="seldondeployments", name=meta["name"])
+            status = obj.get("status") or {}
+            state, description = status.get("state", "unknown"), status.get("description", "")
+            if state == "Available":
+                return obj
+            if state == "Failed":
+                break
+            time.sleep(2)
+        raise ServingError(f"SeldonDeployment {meta['namespace']}/{meta['name']} is {state}"
+                           + (f": {description}" if description else "")
+                           + f" (waited up to {self.cluster_ready_timeout_s:.0f}s)")
+
+    def predictor_url(self, manifest: dict[str, Any], predictor: str) -> str:
+        if predictor in self.cluster_predictor_urls:
+            return self.cluster_predictor_urls[predictor]
+        meta = manifest["metadata"]
+        return self.cluster_predictor_url.format(deployment=meta["name"], predictor=predictor,
+                                                 namespace=meta["namespace"])
+
+    def deployment_url(self, manifest: dict[str, Any]) -> str:
+        """The deployment's predictions URL, traffic split included."""
+        meta = manifest["metadata"]
+        if self.cluster_gateway_url:
+            return (f"{self.cluster_gateway_url.rstrip('/')}/seldon/{meta['namespace']}/"
+                    f"{meta['name']}/api/v1.0/predictions")
+        return f"{self.predictor_url(manifest, 'champion')}/api/v1.0/predictions"
 
     def stop(self, name: str) -> bool:
         """Stop ``name`` cleanly (SIGTERM lets workers flush their request logs)."""
@@ -279,6 +331,7 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
         "threshold": float(p.threshold),
         "model_name": model_name,
         "model_version": str(p.model_version),
+        "predictor": p.role,
     })
     transformer_params = seldon_parameters({
         "feature_server_url": feature_server_url,

@@ -91,7 +91,7 @@ class XGBoostModel:
 
     def __init__(self, model_path: str, features: str, threshold: float, model_name: str,
                  model_version: str, log_dir: str = "", nthread: int = 1,
-                 instance_id: str = ""):
+                 instance_id: str = "", predictor: str = ""):
         self.model_path = model_path
         self.features = json.loads(features)
         self.threshold = float(threshold)
@@ -100,6 +100,9 @@ class XGBoostModel:
         self.log_dir = log_dir
         self.nthread = int(nthread)
         self.instance_id = instance_id
+        # Set in a SeldonDeployment's graph (no Lakeloop executor in front to tag requests):
+        # answers and log records say which predictor of the rollout served them.
+        self.predictor = predictor
         self.booster = None
         self.log = None
 
@@ -123,6 +126,12 @@ class XGBoostModel:
             raise RequestError("model not loaded yet", "NOT_READY", status_code=503)
         return {"model": self.model_name, "version": self.model_version, "pid": os.getpid(),
                 "instance_id": self.instance_id}
+
+    def tags(self):
+        """Tags seldon-core adds to every answer's meta (cluster predictors only)."""
+        if not self.predictor:
+            return {}
+        return {"predictor": self.predictor, "model_version": self.model_version}
 
     def init_metadata(self):
         return {
@@ -175,7 +184,7 @@ class XGBoostModel:
                 "logged_at": _utc_now().isoformat(),
                 "model_name": self.model_name,
                 "model_version": self.model_version,
-                "predictor": str(tags.get("predictor", "")),
+                "predictor": str(tags.get("predictor", "") or self.predictor),
                 "features": (dict(zip(self.features, map(float, x[i]), strict=True))
                              if x is not None else None),
                 "probability": float(p[i]) if p is not None else None,

@@ -1,0 +1,340 @@
+"""The production shape on one machine: PostgreSQL, Redis, an S3-compatible object store and
+an MLflow tracking server, started from the real binaries set-up installs, on 127.0.0.1.
+
+The k8s environment's services, minus the Kubernetes API: Dagster's run and event storage
+and MLflow's backend store on PostgreSQL, Feast's registry on PostgreSQL and its online store
+on Redis (with a password), Delta tables and MLflow's artifacts on S3 (SeaweedFS). Used by
+the production-shape test and benchmark; ``ProductionShape.env`` is exactly what a pod gets
+from the ``lakeloop-config`` map and the secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from lakeloop.settings import PROJECT_ROOT
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+WEED = PROJECT_ROOT / ".cache" / "bin" / "weed"
+BUCKET = "lakeloop"
+
+
+class ServiceError(RuntimeError):
+    """A service did not start; the message says which and where its log is."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(ready: Callable[[], bool], what: str, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if ready():
+                return
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    raise ServiceError(f"{what} did not become ready within {timeout:.0f}s (log {log}):\n{tail}")
+
+
+def _stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _as_postgres_user() -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the ``postgres`` user."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster (initdb) on 127.0.0.1 with one database per user."""
+
+    def __init__(self, databases: tuple[str, ...]):
+        if not (POSTGRES_BIN / "postgres").exists():
+            raise ServiceError("PostgreSQL 15 is not installed; `make setup` installs it")
+        # Under /tmp, owned by the server's user (pytest's own tmp folders are 0700 root).
+        self.dir = Path(tempfile.mkdtemp(prefix="lakeloop-pg-"))
+        self.dir.chmod(0o755)
+        self.port = free_port()
+        self.password = secrets.token_urlsafe(16)
+        self.log = self.dir / "postgres.log"
+        data = self.dir / "data"
+        pwfile = self.dir / "pw"
+        pwfile.write_text(self.password)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+            shutil.chown(pwfile, "postgres")
+        subprocess.run([*_as_postgres_user(), str(POSTGRES_BIN / "initdb"), "-D", str(data),
+                        "-U", "lakeloop", "--pwfile", str(pwfile), "-A", "scram-sha-256",
+                        "-E", "UTF8", "--no-sync"],
+                       check=True, capture_output=True)
+        pwfile.unlink()
+        log = open(self.log, "ab")  # noqa: SIM115 - the server's stdout for its lifetime
+        self.proc = subprocess.Popen(
+            [*_as_postgres_user(), str(POSTGRES_BIN / "postgres"), "-D", str(data),
+             "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.dir),
+             "-c", "fsync=off", "-c", "max_connections=200"],
+            stdout=log, stderr=subprocess.STDOUT)
+        _wait(self._ready, "PostgreSQL", self.log)
+        import psycopg2
+
+        with contextlib.closing(psycopg2.connect(self.url("postgres"))) as conn:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for db in databases:
+                    cur.execute(f'CREATE DATABASE "{db}"')
+
+    def _ready(self) -> bool:
+        import psycopg2
+
+        psycopg2.connect(self.url("postgres"), connect_timeout=1).close()
+        return True
+
+    def url(self, database: str, driver: str = "postgresql") -> str:
+        return f"{driver}://lakeloop:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Redis:
+    """redis-server on 127.0.0.1 with a password, no persistence."""
+
+    def __init__(self, directory: Path):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServiceError("redis-server is not installed; `make setup` installs it")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.password = secrets.token_urlsafe(16)
+        self.log = directory / "redis.log"
+        config = directory / "redis.conf"  # the password in a file, not on the command line
+        config.write_text(f"bind 127.0.0.1\nport {self.port}\nsave \"\"\nappendonly no\n"
+                          f"dir {directory}\nrequirepass {self.password}\n")
+        config.chmod(0o600)
+        self.proc = subprocess.Popen([binary, str(config)], stdout=open(self.log, "ab"),  # noqa: SIM115
+                                     stderr=subprocess.STDOUT)
+        _wait(self._ready, "Redis", self.log)
+
+    def _ready(self) -> bool:
+        import redis
+
+        return bool(redis.Redis(port=self.port, password=self.password,
+                                socket_timeout=1).ping())
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class SeaweedS3:
+    """SeaweedFS (master, volume, filer and S3 gateway in one process) on 127.0.0.1, with
+    one identity allowed on the bucket, and the bucket created."""
+
+    def __init__(self, directory: Path, bucket: str = BUCKET):
+        if not WEED.exists():
+            raise ServiceError(f"SeaweedFS is not built ({WEED}); run `make setup`")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.access_key = "lakeloop"
+        self.secret_key = secrets.token_urlsafe(24)
+        self.bucket = bucket
+        config = directory / "s3.json"
+        config.write_text('{"identities": [{"name": "lakeloop", "credentials": [{"accessKey": "'
+                          + self.access_key + '", "secretKey": "' + self.secret_key
+                          + '"}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}')
+        config.chmod(0o600)
+        # gRPC ports are the HTTP ports + 10000: pick HTTP ports whose twins are free too.
+        ports = []
+        while len(ports) < 4:
+            port = free_port()
+            if port + 10000 < 65536 and _free(port + 10000) and port not in ports:
+                ports.append(port)
+        master, volume, filer, self.port = ports
+        self.log = directory / "weed.log"
+        (directory / "data").mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(
+            [str(WEED), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+             f"-dir={directory / 'data'}", f"-master.port={master}",
+             f"-volume.port={volume}", f"-filer.port={filer}", "-s3", f"-s3.port={self.port}",
+             f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=0"],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        _wait(self._ready, "SeaweedFS's S3 gateway", self.log, timeout=90)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key)
+
+    def _ready(self) -> bool:
+        client = self.client()
+        if self.bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+            client.create_bucket(Bucket=self.bucket)
+        return True
+
+    def keys(self, prefix: str) -> list[str]:
+        out, token = [], None
+        while True:
+            kwargs = {"Bucket": self.bucket, "Prefix": prefix,
+                      **({"ContinuationToken": token} if token else {})}
+            page = self.client().list_objects_v2(**kwargs)
+            out += [o["Key"] for o in page.get("Contents", [])]
+            token = page.get("NextContinuationToken")
+            if not token:
+                return out
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class MlflowServer:
+    """``mlflow server``: PostgreSQL backend store, artifacts proxied to the object store
+    (clients need no storage credentials), on 127.0.0.1."""
+
+    def __init__(self, directory: Path, backend_store_uri: str, s3: SeaweedS3):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log = directory / "mlflow-server.log"
+        env = {**os.environ, "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
+               "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+               "AWS_DEFAULT_REGION": "us-east-1", "DO_NOT_TRACK": "true",
+               "MLFLOW_DISABLE_TELEMETRY": "true",
+               "MLFLOW_BACKEND_STORE_URI": backend_store_uri}
+        mlflow = Path(sys.executable).with_name("mlflow")
+        self.proc = subprocess.Popen(
+            [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--backend-store-uri", backend_store_uri,
+             "--artifacts-destination", f"s3://{s3.bucket}/mlflow", "--serve-artifacts",
+             "--workers", "2"],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
+        _wait(self._ready, "the MLflow tracking server", self.log, timeout=120)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ready(self) -> bool:
+        import requests
+
+        return requests.get(f"{self.url}/health", timeout=1).status_code == 200
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+DAGSTER_YAML = """\
+# Dagster's run, event-log and schedule storage on PostgreSQL, as the Helm chart configures it.
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_PG_URL
+telemetry:
+  enabled: false
+run_monitoring:
+  enabled: false
+"""
+
+
+class ProductionShape:
+    """All four services, and the environment a run of the k8s environment reads (with the
+    step executor in-process and serving local: there is no Kubernetes API here)."""
+
+    def __init__(self, directory: Path, data_root: Path):
+        self.dir = Path(directory)
+        self.data_root = Path(data_root)
+        self.postgres = self.redis = self.s3 = self.mlflow = None
+        try:
+            self.postgres = Postgres(("dagster", "mlflow", "feast"))
+            self.redis = Redis(self.dir / "redis")
+            self.s3 = SeaweedS3(self.dir / "s3")
+            self.mlflow = MlflowServer(self.dir / "mlflow",
+                                       self.postgres.url("mlflow", "postgresql+psycopg2"),
+                                       self.s3)
+        except BaseException:
+            self.stop()
+            raise
+        # Where prepare_environment points DAGSTER_HOME: the instance config lives there.
+        self.dagster_home = self.data_root / "dagster"
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "LAKELOOP_ENV": "k8s",
+            "LAKELOOP_EXECUTOR": "in_process",
+            "LAKELOOP_SERVING": "local",
+            "LAKELOOP_SPARK_MASTER": "local[2]",
+            "LAKELOOP_TABLE_ROOT": f"s3a://{self.s3.bucket}/tables",
+            "LAKELOOP_S3_ENDPOINT": self.s3.endpoint,
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": self.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "LAKELOOP_REDIS_URL": self.redis.url,
+            "LAKELOOP_REDIS_PASSWORD": self.redis.password,
+            "LAKELOOP_FEAST_REGISTRY": self.postgres.url("feast", "postgresql+psycopg2"),
+            "MLFLOW_TRACKING_URI": self.mlflow.url,
+            "MLFLOW_UI_URL": self.mlflow.url,
+            "LAKELOOP_DATA_ROOT": str(self.data_root),
+            "DAGSTER_HOME": str(self.dagster_home),
+            "DAGSTER_PG_URL": self.postgres.url("dagster"),
+        }
+
+    def stop(self) -> None:
+        for service in (self.mlflow, self.s3, self.redis, self.postgres):
+            if service is not None:
+                service.stop()
+
+    def __enter__(self) -> ProductionShape:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def production_shape(directory: Path, data_root: Path) -> Iterator[ProductionShape]:
+    shape = ProductionShape(directory, data_root)
+    try:
+        yield shape
+    finally:
+        shape.stop()
