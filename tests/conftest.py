@@ -118,6 +118,11 @@ class Materialized:
     def resources(self):
         return self.defs.resources
 
+    @property
+    def dagster_home(self) -> Path:
+        """The instance's directory: DAGSTER_HOME for a webserver or daemon over this state."""
+        return Path(self.instance.root_directory)
+
 
 @pytest.fixture(scope="session")
 def materialized(tmp_path_factory, spark) -> Materialized:
@@ -134,7 +139,9 @@ def materialized(tmp_path_factory, spark) -> Materialized:
     spec = DemoSpec(days=TINY_DAYS, rows_per_day=TINY_ROWS, drift_day=TINY_DRIFT_DAY, seed=11)
     generate(root / "landing", spec)
     defs = build_definitions(settings)
-    instance = dg.DagsterInstance.ephemeral()
+    settings.dagster_home.mkdir()  # on disk, so that a webserver and a daemon can read it
+    instance = dg.DagsterInstance.local_temp(str(settings.dagster_home),
+                                             overrides={"telemetry": {"enabled": False}})
     days = [(spec.start + dt.timedelta(d)).isoformat() for d in range(spec.days)]
     result = dg.materialize(
         [*defs.assets, *defs.asset_checks], resources=defs.resources, instance=instance,
