@@ -184,6 +184,7 @@ def run() -> list[Result]:
         settings = Settings.from_env({k: v for k, v in env.items()
                                       if k.startswith("LAKELOOP_")})
         defs = build_definitions(settings)
+        (tmp / "instance").mkdir()
         instance = dg.DagsterInstance.local_temp(str(tmp / "instance"))
         started = time.perf_counter()
         events = populate(instance, defs, names, data_root)

@@ -223,3 +223,16 @@ def test_a_cpu_use_case_never_asks_for_a_gpu(tmp_path):
         dg.AssetKey(["credit_risk", "training", "candidate_model"])).op.tags
     assert "nvidia.com/gpu" not in str(tags)
     assert tags["lakeloop/step"] == "train"
+
+
+def test_large_backfills_run_in_windows_of_the_configured_days(tmp_path):
+    """scale.backfill_days_per_run cuts a three-year backfill into runs of that many days
+    (each one Spark job per asset); unset, any range is one run."""
+    cut = write_use_case(tmp_path / "cut", 9500,
+                         **{r"^serving:$": "scale:\n  backfill_days_per_run: 31\n\nserving:"})
+    whole = write_use_case(tmp_path / "whole", 9600)
+    silver = dg.AssetKey(["credit_risk", "lakehouse", "silver_applications"])
+    for path, expected in ((cut, 31), (whole, None)):
+        defs = build_definitions(Settings.from_env({"LAKELOOP_USE_CASES": str(path.parent)}))
+        policy = defs.resolve_assets_def(silver).backfill_policy
+        assert policy.max_partitions_per_run == expected, path

@@ -19,7 +19,7 @@ from lakeloop import keys
 from lakeloop.deployment import Runtime, ensure_champion, render
 from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource, read_window
-from lakeloop.partitions import daily_partitions, window_of
+from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.serving import ServingResource, graph_request
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import CHAMPION, MlflowResource
@@ -67,7 +67,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         "(local stand-in for the application front end).",
         deps=[events_key, gold_key, deployment_key, online_key],
         partitions_def=daily_partitions(use_case),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(use_case),
         **keys.common(use_case, keys.DEPLOYMENT, "seldon"),
     )
     def traffic_replay(context: dg.AssetExecutionContext, spark: SparkResource,

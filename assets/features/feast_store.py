@@ -20,7 +20,7 @@ from lakeloop.features import (
 )
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, latest_version, read_table
-from lakeloop.partitions import daily_partitions, window_of
+from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.spark import SparkResource
 from lakeloop.usecase import UseCase
 
@@ -106,7 +106,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         "store that serving reads.\n\nNever rolled back by an older window.",
         deps=[gold_key, registry_key],
         partitions_def=daily_partitions(use_case),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(use_case),
         check_specs=[dg.AssetCheckSpec(
             CONSISTENCY_CHECK, asset=online_key, blocking=True,
             description=f"online values equal the latest offline values for up to {SAMPLE} "

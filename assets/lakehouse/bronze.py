@@ -14,7 +14,7 @@ from lakeloop.lakehouse import (
     read_table,
     replace_days,
 )
-from lakeloop.partitions import daily_partitions, window_of
+from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.snapshots import Snapshot, SnapshotError, current, header_of
 from lakeloop.spark import SparkResource, session_conf
 from lakeloop.usecase import Source, UseCase
@@ -82,7 +82,7 @@ def _bronze_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         description=f"Bronze {source_name}: snapshot rows as delivered, as text, with lineage.",
         deps=[raw_key],
         partitions_def=daily_partitions(use_case),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(use_case),
         **keys.common(use_case, keys.LAKEHOUSE, "spark", "delta"),
         op_tags=pod_tags(use_case, "spark"),
     )

@@ -16,7 +16,7 @@ from lakeloop.lakehouse import (
     read_window,
     replace_window,
 )
-from lakeloop.partitions import daily_partitions, window_of
+from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.spark import SparkResource
 from lakeloop.usecase import UseCase
 
@@ -49,7 +49,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         deps=[events_key,
               dg.AssetDep(labels_key, partition_mapping=dg.AllPartitionMapping())],
         partitions_def=daily_partitions(use_case),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(use_case),
         **keys.common(use_case, keys.LAKEHOUSE, "spark", "delta"),
         op_tags=pod_tags(use_case, "spark"),
     )

@@ -6,7 +6,7 @@ from lakeloop import keys, quality
 from lakeloop.contracts import BAD, ROW, apply_contract, reasons, repeated_keys
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, read_table, read_window, replace_window
-from lakeloop.partitions import daily_partitions, window_of
+from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.spark import SparkResource
 from lakeloop.usecase import Source, UseCase
 
@@ -87,7 +87,7 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         check_specs=[dg.AssetCheckSpec(name, asset=silver_key, blocking=True,
                                        description=descriptions[name]) for name in CHECKS],
         partitions_def=daily_partitions(use_case),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(use_case),
         op_tags=pod_tags(use_case, "spark"),
     )
     def silver(context: dg.AssetExecutionContext, spark: SparkResource,

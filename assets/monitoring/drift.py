@@ -7,7 +7,7 @@ from lakeloop.deployment import load_booster
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, read_table, read_window
 from lakeloop.monitoring import drift_report, drift_table, sorted_columns
-from lakeloop.partitions import daily_partitions
+from lakeloop.partitions import backfill_policy, daily_partitions
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import MlflowResource
 from lakeloop.usecase import UseCase
@@ -26,7 +26,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         "Evidently's HTML report and JSON.",
         deps=[log_key],
         partitions_def=daily_partitions(use_case),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(use_case),
         output_required=False,
         **keys.common(use_case, keys.MONITORING, "spark", "evidently"),
         op_tags=pod_tags(use_case, "spark"),

@@ -5,7 +5,7 @@ import dagster as dg
 from lakeloop import keys
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, replace_window
-from lakeloop.partitions import daily_partitions, window_of
+from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.spark import SparkResource
 from lakeloop.usecase import UseCase
 
@@ -71,7 +71,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         "logs into Delta.\n\nFeatures, probability, model version, status and latency.",
         deps=[replay_key],
         partitions_def=daily_partitions(use_case),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(use_case),
         **keys.common(use_case, keys.MONITORING, "spark", "delta"),
         op_tags=pod_tags(use_case, "spark"),
     )

@@ -9,7 +9,7 @@ import dagster as dg
 from lakeloop import keys
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource, is_delta_table, read_window
-from lakeloop.partitions import daily_partitions
+from lakeloop.partitions import backfill_policy, daily_partitions
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import MlflowResource
 from lakeloop.usecase import UseCase
@@ -82,7 +82,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     common = {
         "deps": [log_key, labeled_key],
         "partitions_def": daily_partitions(use_case),
-        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "backfill_policy": backfill_policy(use_case),
         "output_required": False,
         **keys.common(use_case, keys.MONITORING, "spark", "pandas"),
         "op_tags": pod_tags(use_case, "spark"),

@@ -4,7 +4,7 @@ import dagster as dg
 
 from lakeloop import keys
 from lakeloop.lakehouse import LakehouseResource
-from lakeloop.partitions import daily_partitions
+from lakeloop.partitions import backfill_policy, daily_partitions
 from lakeloop.snapshots import SnapshotError, inspect_snapshot, load_snapshot
 from lakeloop.usecase import UseCase
 
@@ -21,7 +21,7 @@ def _snapshot_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         description=f"Immutable daily snapshots of {source_name} as delivered, hashed.\n\n"
         f"{source.description}",
         partitions_def=daily_partitions(use_case),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(use_case),
         **keys.common(use_case, keys.RAW, "python", source.format),
     )
     def raw_snapshot(context: dg.AssetExecutionContext,

@@ -200,14 +200,13 @@ class FeastResource(dg.ConfigurableResource):
 
     def repo_config(self):
         from feast import RepoConfig
-        from feast.repo_config import RegistryConfig
 
         if "://" not in self.registry_path and not self.sql_registry:
             Path(self.registry_path).parent.mkdir(parents=True, exist_ok=True)
         return RepoConfig(
             project=self.project,
             provider="local",
-            registry=RegistryConfig(**self.registry_config()),
+            registry=self.registry_config(),  # a dict: Feast picks the registry class
             offline_store={"type": "spark"},
             online_store=self.online_config(),
             entity_key_serialization_version=3,

@@ -165,6 +165,14 @@ class Monitoring(_Strict):
     performance_min_labeled: int = Field(default=100, ge=1)
 
 
+class Scale(_Strict):
+    """How work is cut as data grows: a backfill of more days than this runs as several
+    runs of this many days (each one Spark job per asset over its window); null runs any
+    range as one run."""
+
+    backfill_days_per_run: int | None = Field(default=None, ge=1)
+
+
 class Serving(_Strict):
     port: int = Field(default=9100, ge=1024, le=65000)
     replicas: int = Field(default=1, ge=1)
@@ -201,6 +209,7 @@ class UseCase(_Strict):
     monitoring: Monitoring = Monitoring()
     serving: Serving = Serving()
     rollout: Rollout = Rollout()
+    scale: Scale = Scale()
 
     @field_validator("name")
     @classmethod
