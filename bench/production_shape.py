@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "platform"))
 
 EXTRA: dict = {}
-DAYS, ROWS = 30, 1000
+DAYS, ROWS = 30, 300
 
 
 def _use_cases(directory: Path, port: int) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from lakeloop.services import port_is_free
 from lakeloop.settings import BUILTIN_USE_CASES, Settings
 
 os.environ.setdefault("TZ", "UTC")
@@ -33,15 +34,6 @@ SERVING_PORT_OFFSETS = (0, 10, 11, 12, 13, 20, 21, 22, 23)  # executor, two pred
 _TAKEN: set[int] = set()
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_pair() -> int:
     """A base port P whose serving ports (P, P+10..13, P+20..23) are all free on 127.0.0.1
     and not handed out to another fixture of this session."""
@@ -50,7 +42,7 @@ def free_port_pair() -> int:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         wanted = [port + o for o in SERVING_PORT_OFFSETS]
-        if port < 60000 and not _TAKEN & set(wanted) and all(map(_free, wanted)):
+        if port < 60000 and not _TAKEN & set(wanted) and all(map(port_is_free, wanted)):
             _TAKEN.update(wanted)
             return port
     raise RuntimeError("no free serving ports")

@@ -39,6 +39,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """Nothing listens on ``port`` of 127.0.0.1."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _wait(ready: Callable[[], bool], what: str, log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -171,7 +181,7 @@ class SeaweedS3:
         ports = []
         while len(ports) < 4:
             port = free_port()
-            if port + 10000 < 65536 and _free(port + 10000) and port not in ports:
+            if port + 10000 < 65536 and port_is_free(port + 10000) and port not in ports:
                 ports.append(port)
         master, volume, filer, self.port = ports
         self.log = directory / "weed.log"
@@ -215,14 +225,6 @@ class SeaweedS3:
     def stop(self) -> None:
         _stop(self.proc)
 
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 class MlflowServer:
