@@ -32,6 +32,19 @@ warnings.filterwarnings("ignore", message=r"(?s).*The spark (data source|offline
                         category=RuntimeWarning)
 
 
+def quiet_feast() -> None:
+    """Feast's Spark offline store warns on every use that it is "an experimental feature in
+    alpha development", and its modules put their own filter first when imported; ours goes
+    in front after them, so run logs keep what matters."""
+    import warnings
+
+    import feast.infra.offline_stores.contrib.spark_offline_store.spark  # noqa: F401
+    import feast.infra.offline_stores.contrib.spark_offline_store.spark_source  # noqa: F401
+
+    warnings.filterwarnings("ignore", message=".*experimental feature in alpha development",
+                            category=RuntimeWarning)
+
+
 def feature_dtype(use_case: UseCase, feature: str) -> str:
     column = use_case.events.columns.get(feature)
     return FEAST_DTYPES[column.type] if column is not None else "Float64"
@@ -85,6 +98,8 @@ def use_case_objects(use_case: UseCase, gold_path: str,
     """
     from feast import Entity, FeatureService, FeatureView, Field, ValueType
     from feast import types as feast_types
+
+    quiet_feast()
     from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
     from feast.table_format import DeltaFormat
 
@@ -201,6 +216,7 @@ class FeastResource(dg.ConfigurableResource):
     def repo_config(self):
         from feast import RepoConfig
 
+        quiet_feast()
         if "://" not in self.registry_path and not self.sql_registry:
             Path(self.registry_path).parent.mkdir(parents=True, exist_ok=True)
         return RepoConfig(
