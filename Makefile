@@ -21,10 +21,12 @@ test: setup
 dev: setup
 	@mkdir -p $(DAGSTER_HOME) && cp -n infra/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
 	@.venv/bin/lakeloop serve
-	@echo "MLflow UI: http://127.0.0.1:5000   Dagster UI: http://127.0.0.1:3000"
+	@echo "MLflow UI: http://127.0.0.1:5000   Dagster UI: http://127.0.0.1:3000   reports: http://127.0.0.1:8765"
 	@.venv/bin/mlflow ui --backend-store-uri sqlite:///$(LAKELOOP_DATA_ROOT)/mlflow/mlflow.db \
 		--host 127.0.0.1 --port 5000 >$(LAKELOOP_DATA_ROOT)/mlflow-ui.log 2>&1 & \
-	mlflow_pid=$$!; trap "kill $$mlflow_pid 2>/dev/null" EXIT; \
+	mlflow_pid=$$!; \
+	.venv/bin/lakeloop reports >$(LAKELOOP_DATA_ROOT)/reports-server.log 2>&1 & \
+	reports_pid=$$!; trap "kill $$mlflow_pid $$reports_pid 2>/dev/null" EXIT; \
 	.venv/bin/dagster dev -h 127.0.0.1 -p 3000
 
 bench: setup

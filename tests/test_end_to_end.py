@@ -118,12 +118,36 @@ def test_drift_reports_exist_per_day_with_html_and_json(materialized):
     by_day = {m.partition: m for m in mats}
     assert set(by_day) == set(materialized.days)
     for mat in by_day.values():
-        assert mat.metadata["report"].value.endswith("report.html")
+        assert mat.metadata["report_path"].value.endswith("report.html")
         summary = json.loads(open(mat.metadata["report_json"].value).read())
         assert "metrics" in summary
+    _assert_report_opens(materialized, next(iter(by_day.values())))
     drifted = {d for d, m in by_day.items() if m.metadata["drifted"].value}
     assert drifted and min(drifted) >= materialized.drift_date
     assert any(d < materialized.drift_date for d in set(by_day) - drifted)
+
+
+def _assert_report_opens(materialized, mat):
+    """The report's metadata is an http link (one click in the UI) that the reports server
+    answers with the HTML report; nothing outside the monitoring reports is served."""
+    from urllib.parse import urlsplit
+
+    from lakeloop.reports import serve_in_background
+
+    link = mat.metadata["report"].value
+    assert link.startswith("http://127.0.0.1:") and link.endswith("report.html"), link
+    server = serve_in_background(materialized.root)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        page = requests.get(base + urlsplit(link).path, timeout=5)
+        assert page.status_code == 200 and "<html" in page.text.lower()[:2000]
+        assert page.headers["Content-Type"].startswith("text/html")
+        for forbidden in ("/credit_risk/monitoring/../../mlflow/mlflow.db",
+                          "/mlflow/mlflow.db", "/credit_risk/lakehouse/silver_applications/"
+                          "_delta_log/00000000000000000000.json"):
+            assert requests.get(base + forbidden, timeout=5).status_code == 404, forbidden
+    finally:
+        server.shutdown()
 
 
 @pytest.mark.parametrize("report", ["performance_report", "fairness_report"])
@@ -132,9 +156,10 @@ def test_quality_reports_per_day_with_metrics_and_html(materialized, report):
     mats = _mats(materialized)[keys.key(uc, keys.MONITORING, report).to_user_string()]
     by_day = {m.partition: m for m in mats}
     assert len(by_day) == len(materialized.days)
+    _assert_report_opens(materialized, next(iter(by_day.values())))
     for mat in by_day.values():
-        assert mat.metadata["report"].value.endswith("report.html")
-        summary = json.loads(open(mat.metadata["report"].value.replace(
+        assert mat.metadata["report_path"].value.endswith("report.html")
+        summary = json.loads(open(mat.metadata["report_path"].value.replace(
             "report.html", "summary.json")).read())
         assert summary["rows"] == mat.metadata["rows"].value > 0
     if report == "performance_report":

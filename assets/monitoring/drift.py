@@ -77,7 +77,8 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                     "model_version": dg.MetadataValue.int(int(version)),
                     "reference_training_set_version": dg.MetadataValue.int(ts_version),
                     "features": dg.MetadataValue.md(drift_table(summary)),
-                    "report": dg.MetadataValue.path(summary.html),
+                    "report": lakehouse.report_link(summary.html),
+                    "report_path": dg.MetadataValue.path(summary.html),
                     "report_json": dg.MetadataValue.path(summary.json),
                 })
             context.log.info(f"{ds}: drift share {summary.drift_share:.2f} "

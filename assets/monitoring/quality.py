@@ -123,7 +123,8 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                 "degraded": dg.MetadataValue.bool(degraded),
                 "recall_min": dg.MetadataValue.float(monitoring.performance_recall_min),
                 "model_version": dg.MetadataValue.int(int(version)),
-                "report": dg.MetadataValue.path(str(html)),
+                "report": lakehouse.report_link(html),
+                "report_path": dg.MetadataValue.path(str(html)),
             }
             for name in ("recall", "precision", "auc", "approval_rate"):
                 value = metrics.get(name)
@@ -180,7 +181,8 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                 "labeled_rows": dg.MetadataValue.int(len(known)),
                 "within_tolerance": dg.MetadataValue.bool(not unfair),
                 "findings": dg.MetadataValue.text("; ".join(unfair) or "none"),
-                "report": dg.MetadataValue.path(str(html)),
+                "report": lakehouse.report_link(html),
+                "report_path": dg.MetadataValue.path(str(html)),
             })
 
     return [performance_report, fairness_report]

@@ -71,6 +71,30 @@ def _registry_error(exc, use_case, version=None) -> CliError:
                     f"{use_case.name}` shows the registered versions")
 
 
+# --- reports --------------------------------------------------------------------------------
+def cmd_reports(args) -> int:
+    """Serve the monitoring reports over HTTP on 127.0.0.1."""
+    from lakeloop.reports import make_server
+    from lakeloop.settings import Settings
+
+    settings = Settings.from_env()
+    try:
+        server = make_server(settings.data_root, "127.0.0.1", args.port)
+    except OSError as exc:
+        raise SystemExit(f"lakeloop: port {args.port} is busy ({exc.strerror}): stop what "
+                         "holds it, or pass --port and set LAKELOOP_REPORTS_URL to match") \
+            from None
+    print(f"monitoring reports of {settings.data_root} at http://127.0.0.1:{args.port}/ "
+          "(Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 # --- serve ----------------------------------------------------------------------------------
 def cmd_serve(args) -> int:
     """Start the champion endpoint of each use case (or stop every endpoint)."""
@@ -585,6 +609,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only this use case (default: every use case with a champion)")
     serve.add_argument("--stop", action="store_true",
                        help="stop every running endpoint and the feature server")
+
+    reports = _command(
+        sub, "reports", cmd_reports,
+        "Serve the monitoring reports (drift, performance, fairness; HTML and JSON) of the "
+        "data root over HTTP, read-only, so their links in the Dagster UI open in one click. "
+        "Runs until interrupted; `make dev` starts it for you.",
+        "  lakeloop reports\n  lakeloop reports --port 8766")
+    reports.add_argument("--port", type=_positive, default=8765,
+                         help="port on 127.0.0.1 (default 8765; LAKELOOP_REPORTS_URL must "
+                         "match if you change it)")
 
     for verb, example in (("approve", "gates passed; model card reviewed"),
                           ("reject", "TPR gap too wide on age bands")):

@@ -339,7 +339,7 @@ def _drift_by_day(instance, key, days: list[str]) -> dict[str, dict]:
         mat = record.asset_materialization
         out[mat.partition] = {"drift_share": mat.metadata["drift_share"].value,
                               "drifted": mat.metadata["drifted"].value,
-                              "report": mat.metadata["report"].value}
+                              "report": mat.metadata["report_path"].value}
     return dict(sorted(out.items()))
 
 

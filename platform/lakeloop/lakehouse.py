@@ -26,6 +26,8 @@ class LakehouseResource(dg.ConfigurableResource):
 
     data_root: str
     table_root: str = ""
+    # Where ``lakeloop reports`` serves the monitoring reports (one click from the UI).
+    reports_url: str = "http://127.0.0.1:8765"
 
     def root(self) -> Path:
         return Path(self.data_root)
@@ -40,6 +42,13 @@ class LakehouseResource(dg.ConfigurableResource):
         if "://" in root:
             return "/".join([root.rstrip("/"), *_parts(key)])
         return str(Path(root).joinpath(*_parts(key)))
+
+    def report_link(self, path: Path | str) -> dg.MetadataValue:
+        """A report's metadata: an http link the UI opens, else its path."""
+        from lakeloop.reports import report_url
+
+        url = report_url(self.reports_url, self.data_root, path)
+        return dg.MetadataValue.url(url) if url else dg.MetadataValue.path(str(path))
 
     def uri(self, key: dg.AssetKey | Sequence[str]) -> str:
         return self.table(key)

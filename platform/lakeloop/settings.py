@@ -75,6 +75,7 @@ class Settings:
     serving_image: str = "lakeloop/serving:0.1.0"
     feature_server_url: str = ""
     image: str = "lakeloop/user-code:0.1.0"
+    reports_url: str = "http://127.0.0.1:8765"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +116,7 @@ class Settings:
             serving_image=environ.get("LAKELOOP_SERVING_IMAGE", "lakeloop/serving:0.1.0"),
             feature_server_url=environ.get("LAKELOOP_FEATURE_SERVER_URL", ""),
             image=environ.get("LAKELOOP_IMAGE", "lakeloop/user-code:0.1.0"),
+            reports_url=environ.get("LAKELOOP_REPORTS_URL", "http://127.0.0.1:8765"),
         )
 
     @property
