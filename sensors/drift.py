@@ -60,17 +60,24 @@ def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunReque
     )], cursor
 
 
+def retrain_coverage(instance: dg.DagsterInstance, use_case: UseCase) -> dict:
+    """What the latest retraining runs already cover, whichever sensor requested them: the
+    latest trigger day (for the cooldown) and the last report day they trained after."""
+    out: dict[str, str] = {}
+    for trigger in ("drift", "performance"):
+        runs = instance.get_runs(
+            filters=dg.RunsFilter(tags={TRIGGER_TAG: trigger, USE_CASE_TAG: use_case.name}),
+            limit=1)
+        for key, tag in (("last_trigger_day", DAY_TAG), ("covered_to", COVERED_TAG)):
+            if runs and tag in runs[0].tags:
+                out[key] = max(out.get(key, ""), runs[0].tags[tag])
+    return out
+
+
 def recover_cursor(instance: dg.DagsterInstance, use_case: UseCase) -> dict:
-    """Without a cursor (a new sensor, a reset), the last drift-triggered run says what is
+    """Without a cursor (a new sensor, a reset), the last retraining runs say what is
     already covered, so old reports do not launch a second retraining."""
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(tags={TRIGGER_TAG: "drift", USE_CASE_TAG: use_case.name}),
-        limit=1)
-    if not runs:
-        return {}
-    tags = runs[0].tags
-    return {k: tags[t] for k, t in (("last_trigger_day", DAY_TAG), ("covered_to", COVERED_TAG))
-            if t in tags}
+    return retrain_coverage(instance, use_case)
 
 
 def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:

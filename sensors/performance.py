@@ -8,7 +8,15 @@ import dagster as dg
 
 from lakeloop import keys
 from lakeloop.usecase import UseCase
-from sensors.drift import BATCH, DAY_TAG, REASON_TAG, TRIGGER_TAG, USE_CASE_TAG
+from sensors.drift import (
+    BATCH,
+    COVERED_TAG,
+    DAY_TAG,
+    REASON_TAG,
+    TRIGGER_TAG,
+    USE_CASE_TAG,
+    retrain_coverage,
+)
 
 TRIGGER = "performance"
 
@@ -17,11 +25,17 @@ def sensor_name(use_case: UseCase) -> str:
     return f"{use_case.name}_performance_sensor"
 
 
-def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunRequest], dict]:
+def evaluate(records, cursor: dict, use_case: UseCase,
+             coverage: dict | None = None) -> tuple[list[dg.RunRequest], dict]:
     """One request for the earliest degraded day not yet acted on; later degraded days wait
-    out the cooldown (a report re-materialised as more outcomes arrive counts once)."""
+    out the cooldown (a report re-materialised as more outcomes arrive counts once).
+    ``coverage`` (see sensors.drift.retrain_coverage): days a retraining run, whichever
+    sensor requested it, already trained after, and its trigger day for the cooldown."""
     cooldown = dt.timedelta(days=use_case.monitoring.retrain_cooldown_days)
-    last = cursor.get("last_trigger_day")
+    coverage = coverage or {}
+    last = max(filter(None, (cursor.get("last_trigger_day"),
+                             coverage.get("last_trigger_day"))), default=None)
+    covered = coverage.get("covered_to")
     degraded: list[tuple[str, float, int]] = []
     for record in records:
         cursor["storage_id"] = max(cursor.get("storage_id", 0), record.storage_id)
@@ -31,6 +45,8 @@ def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunReque
         if not mat.metadata["degraded"].value:
             continue
         day = dt.date.fromisoformat(mat.partition)
+        if covered is not None and day <= dt.date.fromisoformat(covered):
+            continue
         if last is not None and day < dt.date.fromisoformat(last) + cooldown:
             continue
         degraded.append((day.isoformat(), float(mat.metadata["recall"].value),
@@ -43,8 +59,8 @@ def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunReque
               f"{use_case.monitoring.performance_recall_min}")
     return [dg.RunRequest(
         run_key=f"{use_case.name}-performance-{day}",
-        tags={TRIGGER_TAG: TRIGGER, DAY_TAG: day, REASON_TAG: reason,
-              USE_CASE_TAG: use_case.name})], cursor
+        tags={TRIGGER_TAG: TRIGGER, DAY_TAG: day, COVERED_TAG: max(d for d, _, _ in degraded),
+              REASON_TAG: reason, USE_CASE_TAG: use_case.name})], cursor
 
 
 def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
@@ -64,10 +80,12 @@ def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
             dg.AssetRecordsFilter(asset_key=report_key,
                                   after_storage_id=cursor.get("storage_id")),
             limit=BATCH, ascending=True)
-        requests, cursor = evaluate(result.records, cursor, use_case)
+        requests, cursor = evaluate(result.records, cursor, use_case,
+                                    retrain_coverage(context.instance, use_case))
         return dg.SensorResult(
             run_requests=requests, cursor=json.dumps(cursor),
             skip_reason=None if requests else
-            f"{len(result.records)} new performance reports; none below the floor")
+            f"{len(result.records)} new performance reports; none below the floor outside "
+            "what a retraining already covers")
 
     return performance_sensor

@@ -40,3 +40,31 @@ def test_one_run_per_triggering_report_with_its_reason_and_a_cooldown():
     assert again == []
     later, _ = evaluate([Record(6, "2026-10-12", 0.6, 300, True)], cursor, UC)
     assert [r.run_key for r in later] == ["credit_risk-performance-2026-10-12"]
+
+
+def test_days_a_drift_retraining_already_trained_after_request_nothing():
+    """After the drift sensor's retraining (triggered on 10-15, trained on reports to
+    10-30), low recall on those days is the old model's: no second retraining. A later
+    degraded day, past the cooldown, still requests one."""
+    coverage = {"last_trigger_day": "2026-10-15", "covered_to": "2026-10-30"}
+    covered = [Record(1, "2026-10-18", 0.7, 300, True), Record(2, "2026-10-29", 0.7, 300, True)]
+    requests, cursor = evaluate(covered, {}, UC, coverage)
+    assert requests == []
+    later, _ = evaluate([Record(3, "2026-11-02", 0.7, 300, True)], cursor, UC, coverage)
+    assert [r.run_key for r in later] == ["credit_risk-performance-2026-11-02"]
+    assert later[0].tags["lakeloop/covered_to"] == "2026-11-02"
+
+
+def test_coverage_comes_from_the_latest_retraining_runs_of_either_trigger():
+    from sensors.drift import COVERED_TAG, DAY_TAG, TRIGGER_TAG, retrain_coverage
+
+    instance = dg.DagsterInstance.ephemeral()
+    for trigger, day, covered in (("drift", "2026-10-15", "2026-10-30"),
+                                  ("performance", "2026-10-05", "2026-10-05")):
+        instance.create_run_for_job(
+            job_def=dg.define_asset_job("retrain").resolve(asset_graph=dg.Definitions(
+                assets=[dg.AssetSpec("a")]).resolve_asset_graph()),
+            tags={TRIGGER_TAG: trigger, DAY_TAG: day, COVERED_TAG: covered,
+                  "use_case": UC.name})
+    assert retrain_coverage(instance, UC) == {"last_trigger_day": "2026-10-15",
+                                              "covered_to": "2026-10-30"}
