@@ -65,8 +65,14 @@ def retrain_coverage(instance: dg.DagsterInstance, use_case: UseCase) -> dict:
     latest trigger day (for the cooldown) and the last report day they trained after."""
     out: dict[str, str] = {}
     for trigger in ("drift", "performance"):
+        # A retraining that failed or was cancelled covers nothing.
         runs = instance.get_runs(
-            filters=dg.RunsFilter(tags={TRIGGER_TAG: trigger, USE_CASE_TAG: use_case.name}),
+            filters=dg.RunsFilter(tags={TRIGGER_TAG: trigger, USE_CASE_TAG: use_case.name},
+                                  statuses=[dg.DagsterRunStatus.SUCCESS,
+                                            dg.DagsterRunStatus.STARTED,
+                                            dg.DagsterRunStatus.STARTING,
+                                            dg.DagsterRunStatus.QUEUED,
+                                            dg.DagsterRunStatus.NOT_STARTED]),
             limit=1)
         for key, tag in (("last_trigger_day", DAY_TAG), ("covered_to", COVERED_TAG)):
             if runs and tag in runs[0].tags:

@@ -131,7 +131,7 @@ def test_definitions_resolve_the_k8s_executor_and_production_resources(defs):
     assert feast.online_store == "redis"
     assert isinstance(mlflow.tracking_uri, dg.EnvVar)
     serving = resources["serving"]
-    assert serving.kubernetes and serving.namespace == "lakeloop-serving"
+    assert serving.kubernetes and serving.namespace == "lakeloop"
     assert serving.cluster_feature_server_url == K8S_ENV["LAKELOOP_FEATURE_SERVER_URL"]
 
 

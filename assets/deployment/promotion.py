@@ -110,18 +110,22 @@ def build(use_case: UseCase) -> list:
             instances = rollout.recent_instances(log_dir, use_case,
                                                  use_case.rollout.replay_requests)
             if cluster:
-                # The challenger first joins as a shadow (mirrored traffic, answers
-                # discarded): it is validated before it takes any traffic.
-                manifest = apply_on_cluster(rt, "shadow", previous, version)
-                report, champ, chall = rollout.validate(
-                    rt, previous, version, instances,
-                    predictors=cluster_predictors(rt, manifest, previous, version))
-                if report.passed:
-                    strategy = use_case.rollout.strategy
-                    manifest = apply_on_cluster(rt, strategy, previous, version,
-                                                use_case.rollout.canary_traffic)
-                    rollout.canary(rt, report, champ, chall, instances,
-                                   url=serving.deployment_url(manifest))
+                try:
+                    # The challenger first joins as a shadow (mirrored traffic, answers
+                    # discarded): it is validated before it takes any traffic.
+                    manifest = apply_on_cluster(rt, "shadow", previous, version)
+                    report, champ, chall = rollout.validate(
+                        rt, previous, version, instances,
+                        predictors=cluster_predictors(rt, manifest, previous, version))
+                    if report.passed:
+                        strategy = use_case.rollout.strategy
+                        manifest = apply_on_cluster(rt, strategy, previous, version,
+                                                    use_case.rollout.canary_traffic)
+                        rollout.canary(rt, report, champ, chall, instances,
+                                       url=serving.deployment_url(manifest))
+                except Exception:  # whatever broke, the champion alone keeps the traffic
+                    apply_on_cluster(rt, "champion", previous)
+                    raise
             else:
                 report, champ, chall = rollout.validate(rt, previous, version, instances)
                 if report.passed:

@@ -97,7 +97,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
             "features": dg.MetadataValue.int(len(use_case.entity_features)),
             "hand_written_objects": dg.MetadataValue.int(len(extra)),
             "duration_s": dg.MetadataValue.float(round(seconds, 3)),
-            "registry": dg.MetadataValue.path(feast.registry_path),
+            "registry": dg.MetadataValue.text(feast.registry_display),
         })
 
     @dg.asset(

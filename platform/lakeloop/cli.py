@@ -75,9 +75,12 @@ def _registry_error(exc, use_case, version=None) -> CliError:
 def cmd_reports(args) -> int:
     """Serve the monitoring reports over HTTP on 127.0.0.1."""
     from lakeloop.reports import make_server
-    from lakeloop.settings import Settings
+    from lakeloop.settings import Settings, SettingsError
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"lakeloop: {exc}") from None
     try:
         server = make_server(settings.data_root, "127.0.0.1", args.port)
     except OSError as exc:
@@ -542,6 +545,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _positive(text)
+    if not 1024 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port between 1024 and 65535")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.print_usage(sys.stderr)
@@ -616,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
         "data root over HTTP, read-only, so their links in the Dagster UI open in one click. "
         "Runs until interrupted; `make dev` starts it for you.",
         "  lakeloop reports\n  lakeloop reports --port 8766")
-    reports.add_argument("--port", type=_positive, default=8765,
+    reports.add_argument("--port", type=_port, default=8765,
                          help="port on 127.0.0.1 (default 8765; LAKELOOP_REPORTS_URL must "
                          "match if you change it)")
 

@@ -219,7 +219,8 @@ def render(rt: Runtime, rollout: str, champion: str, challenger: str | None = No
         entity_key=rt.use_case.entity.join_key,
         request_features=list(rt.use_case.features.request),
         feature_server_url=rt.serving.cluster_feature_server_url, predictors=predictors,
-        rollout=rollout, replicas=rt.use_case.serving.replicas)
+        rollout=rollout, replicas=rt.use_case.serving.replicas,
+        data_claim=rt.serving.cluster_data_claim, data_mount=rt.serving.cluster_data_mount)
 
 
 def load_booster(mlflow: MlflowResource, name: str, version: str):

@@ -189,6 +189,15 @@ class FeastResource(dg.ConfigurableResource):
     state_dir: str = ""
 
     @property
+    def registry_display(self) -> str:
+        """Where the registry lives, fit to show: a SQL URL without its password."""
+        if not self.sql_registry:
+            return self.registry_path
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.registry_path).render_as_string(hide_password=True)
+
+    @property
     def sql_registry(self) -> bool:
         """A SQL registry (PostgreSQL in production) rather than a registry file."""
         return self.registry_path.startswith(("postgresql", "mysql", "sqlite:"))

@@ -1,7 +1,7 @@
 """Kubernetes: the step executor and the per-asset pod settings of the k8s environment.
 
 Runs are launched by dagster-k8s's ``K8sRunLauncher`` (an instance setting: the Dagster Helm
-chart's values in ``infra/helm/dagster-values.yaml``, or ``infra/k8s/dagster.yaml``); inside
+chart's values in ``infra/helm/dagster-values.yaml``); inside
 a run, ``k8s_job_executor`` starts a pod per step. What each step's pod asks for comes from
 its asset's ``dagster-k8s/config`` tag, built here from the use case: Spark steps get a
 driver's memory, training gets more and, when the use case wants a GPU, ``nvidia.com/gpu: 1``

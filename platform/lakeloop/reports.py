@@ -32,10 +32,16 @@ def servable(root: Path, url_path: str) -> Path | None:
     """The file a request path names, if the server may send it."""
     parts = [p for p in urllib.parse.unquote(urllib.parse.urlsplit(url_path).path).split("/")
              if p]
-    if len(parts) < 3 or parts[1] != "monitoring" or any(p in (".", "..") for p in parts):
+    if len(parts) < 3 or parts[1] != "monitoring" or \
+            any(p in (".", "..") or "\x00" in p or "\\" in p for p in parts):
         return None
-    candidate = root.joinpath(*parts).resolve()
-    if not candidate.is_relative_to(root.resolve()) or candidate.suffix not in SUFFIXES:
+    try:
+        # Resolved (symlinks followed), it must still be inside <use case>/monitoring.
+        allowed = root.joinpath(parts[0], "monitoring").resolve()
+        candidate = root.joinpath(*parts).resolve()
+    except (OSError, ValueError):
+        return None
+    if not candidate.is_relative_to(allowed) or candidate.suffix not in SUFFIXES:
         return None
     return candidate if candidate.is_file() else None
 
@@ -49,10 +55,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - the http.server protocol
         path = servable(self.root, self.path)
-        if path is None:
+        try:
+            body = path.read_bytes() if path is not None else None
+        except OSError:
+            body = None
+        if body is None:
             self.send_error(404, "no such report")
             return
-        body = path.read_bytes()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8" if path.suffix == ".html"
                          else "application/json")

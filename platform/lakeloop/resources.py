@@ -52,6 +52,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         kubernetes=settings.serving == "kubernetes",
         namespace=settings.serving_namespace,
         image=settings.serving_image,
+        cluster_gateway_url=settings.serving_gateway_url,
         **({"cluster_feature_server_url": settings.feature_server_url}
            if settings.feature_server_url else {}),
     )

@@ -60,6 +60,17 @@ def _wait(ready: Callable[[], bool], what: str, log: Path, timeout: float = 60.0
     raise ServiceError(f"{what} did not become ready within {timeout:.0f}s (log {log}):\n{tail}")
 
 
+def _started(service, ready: Callable[[], bool], what: str, log: Path,
+             timeout: float = 60.0) -> None:
+    """Wait for a just-started service; if it never becomes ready, stop it (its process
+    would otherwise hold its ports) and raise."""
+    try:
+        _wait(ready, what, log, timeout)
+    except BaseException:
+        service.stop()
+        raise
+
+
 def _stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -90,6 +101,7 @@ class Postgres:
         self.log = self.dir / "postgres.log"
         data = self.dir / "data"
         pwfile = self.dir / "pw"
+        pwfile.touch(mode=0o600)
         pwfile.write_text(self.password)
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
@@ -105,7 +117,8 @@ class Postgres:
              "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.dir),
              "-c", "fsync=off", "-c", "max_connections=200"],
             stdout=log, stderr=subprocess.STDOUT)
-        _wait(self._ready, "PostgreSQL", self.log)
+        log.close()  # the server holds its own copy
+        _started(self, self._ready, "PostgreSQL", self.log)
         import psycopg2
 
         with contextlib.closing(psycopg2.connect(self.url("postgres"))) as conn:
@@ -143,9 +156,10 @@ class Redis:
         config.write_text(f"bind 127.0.0.1\nport {self.port}\nsave \"\"\nappendonly no\n"
                           f"dir {directory}\nrequirepass {self.password}\n")
         config.chmod(0o600)
-        self.proc = subprocess.Popen([binary, str(config)], stdout=open(self.log, "ab"),  # noqa: SIM115
-                                     stderr=subprocess.STDOUT)
-        _wait(self._ready, "Redis", self.log)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([binary, str(config)], stdout=log,
+                                         stderr=subprocess.STDOUT)
+        _started(self, self._ready, "Redis", self.log)
 
     def _ready(self) -> bool:
         import redis
@@ -186,13 +200,15 @@ class SeaweedS3:
         master, volume, filer, self.port = ports
         self.log = directory / "weed.log"
         (directory / "data").mkdir(exist_ok=True)
-        self.proc = subprocess.Popen(
-            [str(WEED), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-             f"-dir={directory / 'data'}", f"-master.port={master}",
-             f"-volume.port={volume}", f"-filer.port={filer}", "-s3", f"-s3.port={self.port}",
-             f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=0"],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
-        _wait(self._ready, "SeaweedFS's S3 gateway", self.log, timeout=90)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(WEED), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                 f"-dir={directory / 'data'}", f"-master.port={master}",
+                 f"-volume.port={volume}", f"-filer.port={filer}", "-s3",
+                 f"-s3.port={self.port}", f"-s3.config={config}",
+                 "-master.volumeSizeLimitMB=64", "-volume.max=0"],
+                stdout=log, stderr=subprocess.STDOUT)
+        _started(self, self._ready, "SeaweedFS's S3 gateway", self.log, timeout=90)
 
     @property
     def endpoint(self) -> str:
@@ -241,13 +257,15 @@ class MlflowServer:
                "MLFLOW_DISABLE_TELEMETRY": "true",
                "MLFLOW_BACKEND_STORE_URI": backend_store_uri}
         mlflow = Path(sys.executable).with_name("mlflow")
-        self.proc = subprocess.Popen(
-            [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", backend_store_uri,
-             "--artifacts-destination", f"s3://{s3.bucket}/mlflow", "--serve-artifacts",
-             "--workers", "2"],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
-        _wait(self._ready, "the MLflow tracking server", self.log, timeout=120)
+        # The backend store URI (it holds a password) goes in the environment, where
+        # `mlflow server` reads MLFLOW_BACKEND_STORE_URI, never on the command line.
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--artifacts-destination", f"s3://{s3.bucket}/mlflow", "--serve-artifacts",
+                 "--workers", "2"],
+                stdout=log, stderr=subprocess.STDOUT, env=env)
+        _started(self, self._ready, "the MLflow tracking server", self.log, timeout=120)
 
     @property
     def url(self) -> str:

@@ -23,7 +23,7 @@ from lakeloop.settings import PROJECT_ROOT
 
 MODEL_CLASS = "lakeloop.seldon.model.XGBoostModel"
 TRANSFORMER_CLASS = "lakeloop.seldon.transformer.FeatureTransformer"
-SERVING_IMAGE = "ghcr.io/lakeloop/lakeloop-serving:0.1.0"
+SERVING_IMAGE = "lakeloop/serving:0.1.0"
 
 
 class ServingError(RuntimeError):
@@ -69,6 +69,10 @@ class ServingResource(dg.ConfigurableResource):
     workers: int = 1
     image: str = SERVING_IMAGE
     namespace: str = "lakeloop"
+    # Where serving pods mount the shared data volume (the request log goes there, where
+    # the inference_log asset reads it): the same path as the run pods' data root.
+    cluster_data_claim: str = "lakeloop-data"
+    cluster_data_mount: str = "/var/lib/lakeloop"
     cluster_feature_server_url: str = "http://lakeloop-feature-server.lakeloop.svc:6566"
     # With a cluster configured, deployments are applied there (server-side apply) instead
     # of started as local microservices.
@@ -207,12 +211,20 @@ class ServingResource(dg.ConfigurableResource):
                                                  namespace=meta["namespace"])
 
     def deployment_url(self, manifest: dict[str, Any]) -> str:
-        """The deployment's predictions URL, traffic split included."""
+        """The deployment's predictions URL through the ingress, traffic split included.
+        Without LAKELOOP_SERVING_GATEWAY_URL a deployment with one live predictor is reached
+        through that predictor's Service; a split cannot be (it lives in the ingress)."""
         meta = manifest["metadata"]
         if self.cluster_gateway_url:
             return (f"{self.cluster_gateway_url.rstrip('/')}/seldon/{meta['namespace']}/"
                     f"{meta['name']}/api/v1.0/predictions")
-        return f"{self.predictor_url(manifest, 'champion')}/api/v1.0/predictions"
+        live = [p["name"] for p in manifest["spec"]["predictors"] if not p.get("shadow")]
+        if len(live) > 1:
+            raise ServingError(
+                f"{meta['name']} splits traffic between {', '.join(live)}, which only the "
+                "ingress does: set LAKELOOP_SERVING_GATEWAY_URL (e.g. the Istio ingress "
+                "gateway's in-cluster URL) so the canary can be judged")
+        return f"{self.predictor_url(manifest, live[0])}/api/v1.0/predictions"
 
     def stop(self, name: str) -> bool:
         """Stop ``name`` cleanly (SIGTERM lets workers flush their request logs)."""
@@ -324,7 +336,7 @@ def _container(name: str, image: str) -> dict[str, Any]:
 
 def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key: str,
                request_features: list[str], feature_server_url: str,
-               replicas: int) -> dict[str, Any]:
+               replicas: int, data_claim: str, data_mount: str) -> dict[str, Any]:
     model_params = seldon_parameters({
         "model_path": "/mnt/models/model.ubj",
         "features": json.dumps(p.features),
@@ -332,7 +344,11 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
         "model_name": model_name,
         "model_version": str(p.model_version),
         "predictor": p.role,
+        # The request log, on the shared data volume where inference_log reads it.
+        "log_dir": f"{data_mount.rstrip('/')}/{model_name}/monitoring/requests",
     })
+    model = _container("model", image)
+    model["volumeMounts"] = [{"name": "lakeloop-data", "mountPath": data_mount}]
     transformer_params = seldon_parameters({
         "feature_server_url": feature_server_url,
         "feature_service": p.feature_service,
@@ -347,7 +363,9 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
         "componentSpecs": [{"spec": {
             "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000,
                                 "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [_container("transformer", image), _container("model", image)],
+            "containers": [_container("transformer", image), model],
+            "volumes": [{"name": "lakeloop-data",
+                         "persistentVolumeClaim": {"claimName": data_claim}}],
         }}],
         "graph": {
             "name": "transformer",
@@ -375,7 +393,9 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
 def render_seldon_deployment(*, name: str, namespace: str, image: str, model_name: str,
                              entity_key: str, request_features: list[str],
                              feature_server_url: str, predictors: list[ManifestPredictor],
-                             rollout: str = "champion", replicas: int = 1) -> dict[str, Any]:
+                             rollout: str = "champion", replicas: int = 1,
+                             data_claim: str = "lakeloop-data",
+                             data_mount: str = "/var/lib/lakeloop") -> dict[str, Any]:
     """A machinelearning.seldon.io/v1 SeldonDeployment: the champion alone, or a rollout
     (canary: a traffic split; shadow: the challenger mirrored; ab: an even split)."""
     if rollout not in ROLLOUTS:
@@ -399,6 +419,7 @@ def render_seldon_deployment(*, name: str, namespace: str, image: str, model_nam
                                       entity_key=entity_key,
                                       request_features=request_features,
                                       feature_server_url=feature_server_url,
-                                      replicas=replicas) for p in predictors],
+                                      replicas=replicas, data_claim=data_claim,
+                                      data_mount=data_mount) for p in predictors],
         },
     }

@@ -71,7 +71,8 @@ class Settings:
     spark_remote: str = ""
     # local: seldon-core microservices on this machine; kubernetes: applied to the cluster.
     serving: str = "local"
-    serving_namespace: str = "lakeloop-serving"
+    serving_namespace: str = "lakeloop"
+    serving_gateway_url: str = ""
     serving_image: str = "lakeloop/serving:0.1.0"
     feature_server_url: str = ""
     image: str = "lakeloop/user-code:0.1.0"
@@ -112,7 +113,8 @@ class Settings:
             spark_remote=environ.get("LAKELOOP_SPARK_REMOTE", ""),
             serving=_choice(environ, "LAKELOOP_SERVING", "kubernetes" if k8s else "local",
                             ("local", "kubernetes")),
-            serving_namespace=environ.get("LAKELOOP_SERVING_NAMESPACE", "lakeloop-serving"),
+            serving_namespace=environ.get("LAKELOOP_SERVING_NAMESPACE", "lakeloop"),
+            serving_gateway_url=environ.get("LAKELOOP_SERVING_GATEWAY_URL", ""),
             serving_image=environ.get("LAKELOOP_SERVING_IMAGE", "lakeloop/serving:0.1.0"),
             feature_server_url=environ.get("LAKELOOP_FEATURE_SERVER_URL", ""),
             image=environ.get("LAKELOOP_IMAGE", "lakeloop/user-code:0.1.0"),

@@ -36,7 +36,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 
 # --- the environment contract (the Python code reads exactly these names) ------------------
 NAMESPACE = "lakeloop"
-SERVING_NAMESPACE = "lakeloop-serving"
+SERVING_NAMESPACE = "lakeloop"  # serving shares the data volume (request logs)
 USER_CODE_IMAGE = "lakeloop/user-code:0.1.0"
 UID = 1000
 DATA_ROOT = "/var/lib/lakeloop"
@@ -50,11 +50,12 @@ CONFIG = {
     "AWS_REGION": "us-east-1",
     "LAKELOOP_SPARK_REMOTE": "sc://spark-connect.lakeloop.svc:15002",
     "MLFLOW_TRACKING_URI": "http://mlflow.lakeloop.svc:5000",
-    "MLFLOW_UI_URL": "http://mlflow.lakeloop.svc:5000",
+    "MLFLOW_UI_URL": "http://127.0.0.1:5000",  # the port-forward a person opens
     "LAKELOOP_REDIS_URL": "redis.lakeloop.svc:6379",
     "LAKELOOP_FEATURE_SERVER_URL": "http://lakeloop-feature-server.lakeloop.svc:6566",
     "LAKELOOP_SERVING_NAMESPACE": SERVING_NAMESPACE,
     "LAKELOOP_SERVING_IMAGE": "lakeloop/serving:0.1.0",
+    "LAKELOOP_SERVING_GATEWAY_URL": "http://istio-ingressgateway.istio-system.svc",
     "LAKELOOP_IMAGE": USER_CODE_IMAGE,
 }
 SECRETS = {
@@ -597,7 +598,6 @@ def test_the_secret_check_catches_literal_secrets():
 
 def test_the_config_map_is_the_contract():
     assert find("ConfigMap", "lakeloop-config")["data"] == CONFIG
-    assert CONFIG["MLFLOW_UI_URL"] == CONFIG["MLFLOW_TRACKING_URI"]
     assert CONFIG["MLFLOW_S3_ENDPOINT_URL"] == CONFIG["LAKELOOP_S3_ENDPOINT"]
 
 
@@ -706,7 +706,7 @@ def test_every_in_cluster_address_of_the_contract_is_a_defined_service():
 
 def test_every_object_lives_in_a_lakeloop_namespace():
     namespaces = {d.body["metadata"]["name"] for d in objects("Namespace")}
-    assert namespaces == {NAMESPACE, SERVING_NAMESPACE}
+    assert namespaces == {NAMESPACE}
     for doc in manifests():
         if doc.body["kind"] != "Namespace":
             assert doc.body["metadata"].get("namespace") in namespaces, doc.where
@@ -773,7 +773,9 @@ def test_the_run_launcher_role_grants_exactly_what_dagster_k8s_calls():
 
 def test_the_run_service_account_may_apply_seldon_deployments_and_nothing_else_there():
     roles = [d.body for d in objects("Role")
-             if d.body["metadata"]["namespace"] == SERVING_NAMESPACE]
+             if d.body["metadata"]["namespace"] == SERVING_NAMESPACE
+             and any("machinelearning.seldon.io" in r.get("apiGroups", [])
+                     for r in d.body["rules"])]
     assert len(roles) == 1
     group = "machinelearning.seldon.io"
     verbs = {"get", "list", "watch", "create", "patch", "update"}
@@ -1067,7 +1069,8 @@ def test_the_user_code_image_is_built_as_the_task_describes():
     project = {Path(c[-2]).name for c in copies if c[-2] in {"platform", "assets", "jobs",
                                                               "sensors", "feature_repo"}}
     assert project == {"platform", "assets", "jobs", "sensors", "feature_repo"}
-    assert [".cache/jars/*.jar", "/opt/lakeloop/jars/"] in [c[-2:] for c in copies]
+    # Delta's jars and, in s3/, Hadoop's S3A connector (Delta tables on object storage)
+    assert [".cache/jars/", "/opt/lakeloop/jars/"] in [c[-2:] for c in copies]
     env = dockerfile_env(USER_CODE_DOCKERFILE)
     assert env["LAKELOOP_JARS_DIR"] == "/opt/lakeloop/jars"
     assert env["LAKELOOP_ENV"] == CONFIG["LAKELOOP_ENV"]

@@ -1,5 +1,7 @@
 """The reports server sends monitoring reports and nothing else of the data root."""
 
+import http.client
+
 import requests
 
 from lakeloop.lakehouse import LakehouseResource
@@ -32,6 +34,36 @@ def test_a_report_opens_and_nothing_else_does(tmp_path):
                      "/credit_risk/monitoring/%2e%2e/%2e%2e/mlflow/mlflow.db",
                      "/credit_risk/monitoring/drift_report/missing.html", "/"):
             assert requests.get(base + path, timeout=5).status_code == 404, path
+    finally:
+        server.shutdown()
+
+
+def _raw_status(port: int, path: str) -> int:
+    """GET ``path`` exactly as written (requests would normalise ``..`` away first)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_no_way_out_of_the_monitoring_tree(tmp_path):
+    html = _tree(tmp_path)
+    monitoring = html.parents[2]
+    (monitoring / "escape.html").symlink_to(tmp_path / "credit_risk" / "lakehouse" / "x.html")
+    (monitoring / "fine.html").symlink_to(html)  # a link that stays inside is served
+    server = serve_in_background(tmp_path)
+    port = server.server_address[1]
+    try:
+        assert _raw_status(port, "/credit_risk/monitoring/fine.html") == 200
+        for path in ("/credit_risk/monitoring/escape.html",
+                     "/credit_risk/monitoring/../lakehouse/x.html",
+                     "/credit_risk/monitoring/%2e%2e/lakehouse/x.html",
+                     "/credit_risk/monitoring/drift_report/..%2f..%2flakehouse/x.html",
+                     "/credit_risk/monitoring/%00.html"):
+            assert _raw_status(port, path) == 404, path
+        assert _raw_status(port, "/credit_risk/monitoring/fine.html") == 200  # still serving
     finally:
         server.shutdown()
 

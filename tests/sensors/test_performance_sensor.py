@@ -59,12 +59,16 @@ def test_coverage_comes_from_the_latest_retraining_runs_of_either_trigger():
     from sensors.drift import COVERED_TAG, DAY_TAG, TRIGGER_TAG, retrain_coverage
 
     instance = dg.DagsterInstance.ephemeral()
-    for trigger, day, covered in (("drift", "2026-10-15", "2026-10-30"),
-                                  ("performance", "2026-10-05", "2026-10-05")):
+    for trigger, day, covered in (("drift", "2026-10-05", "2026-10-06"),
+                                  ("performance", "2026-10-15", "2026-10-30"),
+                                  ("drift", "2026-11-20", "2026-11-25")):
         instance.create_run_for_job(
             job_def=dg.define_asset_job("retrain").resolve(asset_graph=dg.Definitions(
                 assets=[dg.AssetSpec("a")]).resolve_asset_graph()),
             tags={TRIGGER_TAG: trigger, DAY_TAG: day, COVERED_TAG: covered,
                   "use_case": UC.name})
+        if day == "2026-11-20":  # a retraining that failed covers nothing
+            instance.report_run_failed(instance.get_runs(limit=1)[0])
+    # the performance-triggered run is the latest that did not fail, across both triggers
     assert retrain_coverage(instance, UC) == {"last_trigger_day": "2026-10-15",
                                               "covered_to": "2026-10-30"}
