@@ -129,4 +129,6 @@ def test_a_rollout_on_the_cluster_is_applied_and_judged_there(materialized, tmp_
             local.stop(f"{uc.name}-svc-{role}")
         local.stop(f"{uc.name}-challenger-model")
         local.stop(f"{uc.name}-challenger-transformer")
+        # The session's other tests expect the champion the shared materialisation made.
+        mlflow.client().set_registered_model_alias(uc.name, CHAMPION, champion)
         ensure_champion(rt)
