@@ -20,6 +20,14 @@ def sensor_name(use_case: UseCase) -> str:
     return f"{use_case.name}_drift_sensor"
 
 
+def already_acted_on(day: dt.date, covered: str | None, last: str | None,
+                     cooldown: dt.timedelta) -> bool:
+    """A retraining already trained after ``day`` (covered), or the last one was triggered
+    less than the cooldown before it: a report of that day requests nothing."""
+    return ((covered is not None and day <= dt.date.fromisoformat(covered))
+            or (last is not None and day < dt.date.fromisoformat(last) + cooldown))
+
+
 def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunRequest], dict]:
     """At most one retraining request for the drifted days in ``records`` (ascending).
 
@@ -40,9 +48,7 @@ def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunReque
         if drifted is None or not drifted.value:
             continue
         day = dt.date.fromisoformat(materialization.partition)
-        if covered is not None and day <= dt.date.fromisoformat(covered):
-            continue
-        if last is not None and day < dt.date.fromisoformat(last) + cooldown:
+        if already_acted_on(day, covered, last, cooldown):
             continue
         triggering.append((day.isoformat(), float(materialization.metadata["drift_share"].value)))
     if not triggering:

@@ -15,6 +15,7 @@ from sensors.drift import (
     REASON_TAG,
     TRIGGER_TAG,
     USE_CASE_TAG,
+    already_acted_on,
     retrain_coverage,
 )
 
@@ -45,9 +46,7 @@ def evaluate(records, cursor: dict, use_case: UseCase,
         if not mat.metadata["degraded"].value:
             continue
         day = dt.date.fromisoformat(mat.partition)
-        if covered is not None and day <= dt.date.fromisoformat(covered):
-            continue
-        if last is not None and day < dt.date.fromisoformat(last) + cooldown:
+        if already_acted_on(day, covered, last, cooldown):
             continue
         degraded.append((day.isoformat(), float(mat.metadata["recall"].value),
                          int(mat.metadata["labeled_rows"].value)))
