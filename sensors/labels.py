@@ -6,9 +6,9 @@ import json
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.partitions import RANGE_END, RANGE_START
 from lakeloop.usecase import UseCase
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 BATCH = 200
 
 

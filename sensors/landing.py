@@ -8,11 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from lakeloop.partitions import RANGE_END, RANGE_START
 from lakeloop.settings import Settings
 from lakeloop.snapshots import current
 from lakeloop.usecase import UseCase
-
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def sensor_name(use_case: UseCase) -> str:

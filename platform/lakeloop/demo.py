@@ -19,7 +19,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -72,7 +71,8 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
     from lakeloop.definitions import build_definitions
     from lakeloop.demo_data import DemoSpec, generate
     from lakeloop.instance import prepare_environment
-    from lakeloop.profiling import PeakMemory
+    from lakeloop.partitions import RANGE_END, RANGE_START
+    from lakeloop.profiling import PeakMemory, step_seconds
     from lakeloop.settings import Settings
     from lakeloop.usecase import load_use_cases
     from sensors.drift import sensor_name
@@ -226,7 +226,7 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
                 if resources["feast"].stop_feature_server():
                     summary["stopped_endpoints"].append("feature-server")
     summary["timings_s"] = story.timings
-    summary["asset_seconds"] = _asset_seconds(instance, run_ids)
+    summary["asset_seconds"] = step_seconds(instance, run_ids)
     summary["jvm_starts"] = len(memory.jvm_pids)
     summary["total_s"] = round(time.perf_counter() - story.started, 1)
     summary["peak_memory_gib"] = round(memory.peak_gib, 2)
@@ -234,25 +234,6 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
     out.write_text(json.dumps(summary, indent=2, default=str))
     _print_summary(summary, out)
     return summary
-
-
-def _asset_seconds(instance, run_ids: list[str]) -> dict[str, float]:
-    """Wall time per step (asset) summed over the demo's runs, from Dagster's event log."""
-    started: dict[tuple[str, str], float] = {}
-    total: dict[str, float] = {}
-    for run_id in run_ids:
-        for entry in instance.all_logs(run_id):
-            event = entry.dagster_event
-            if event is None or event.step_key is None:
-                continue
-            if event.event_type_value == "STEP_START":
-                started[(run_id, event.step_key)] = entry.timestamp
-            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-                t0 = started.get((run_id, event.step_key))
-                if t0 is not None:
-                    total[event.step_key] = round(total.get(event.step_key, 0.0)
-                                                  + entry.timestamp - t0, 2)
-    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
 
 def _reset(settings) -> None:

@@ -17,24 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-
-
-def step_seconds(instance, run_id: str) -> dict[str, float]:
-    """Wall time per step (asset) of a run, from Dagster's event log."""
-    started: dict[str, float] = {}
-    out: dict[str, float] = {}
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type_value == "STEP_START":
-            started[event.step_key] = entry.timestamp
-        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and \
-                event.step_key in started:
-            out[event.step_key] = round(entry.timestamp - started[event.step_key], 2)
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def run(days: int, rows_per_day: int, drift_day: int, seed: int,
@@ -44,7 +27,8 @@ def run(days: int, rows_per_day: int, drift_day: int, seed: int,
     from lakeloop.definitions import build_definitions
     from lakeloop.demo_data import DemoSpec, generate
     from lakeloop.instance import prepare_environment
-    from lakeloop.profiling import PeakMemory
+    from lakeloop.partitions import RANGE_END, RANGE_START
+    from lakeloop.profiling import PeakMemory, step_seconds
     from lakeloop.settings import Settings
     from lakeloop.usecase import load_use_cases
 
@@ -76,7 +60,7 @@ def run(days: int, rows_per_day: int, drift_day: int, seed: int,
         "run_id": result.run_id,
         "seconds": round(time.perf_counter() - started, 1),
         "peak_memory_gib": round(memory.peak_bytes / 2**30, 2),
-        "steps": step_seconds(instance, result.run_id),
+        "steps": step_seconds(instance, [result.run_id]),
         "failures": failures,
     }
 

@@ -8,6 +8,9 @@ import dagster as dg
 
 from lakeloop.usecase import UseCase
 
+# Run tags that make one run take a range of partitions (a backfill window).
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
 
 @functools.cache
 def _daily(start: str) -> dg.DailyPartitionsDefinition:

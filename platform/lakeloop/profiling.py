@@ -56,3 +56,23 @@ class PeakMemory:
     @property
     def peak_gib(self) -> float:
         return self.peak_bytes / 2**30
+
+
+def step_seconds(instance, run_ids: list[str]) -> dict[str, float]:
+    """Wall time per step (asset) summed over runs, from Dagster's event log, slowest
+    first."""
+    started: dict[tuple[str, str], float] = {}
+    total: dict[str, float] = {}
+    for run_id in run_ids:
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                started[(run_id, event.step_key)] = entry.timestamp
+            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+                t0 = started.get((run_id, event.step_key))
+                if t0 is not None:
+                    total[event.step_key] = round(total.get(event.step_key, 0.0)
+                                                  + entry.timestamp - t0, 2)
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
