@@ -142,19 +142,20 @@ class Postgres:
 
 
 class Redis:
-    """redis-server on 127.0.0.1 with a password, no persistence."""
+    """redis-server on 127.0.0.1, no persistence; with a password unless asked otherwise."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, password: bool = True):
         binary = shutil.which("redis-server")
         if binary is None:
             raise ServiceError("redis-server is not installed; `make setup` installs it")
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.password = secrets.token_urlsafe(16)
+        self.password = secrets.token_urlsafe(16) if password else None
         self.log = directory / "redis.log"
         config = directory / "redis.conf"  # the password in a file, not on the command line
+        auth = f"requirepass {self.password}\n" if password else ""
         config.write_text(f"bind 127.0.0.1\nport {self.port}\nsave \"\"\nappendonly no\n"
-                          f"dir {directory}\nrequirepass {self.password}\n")
+                          f"dir {directory}\n{auth}")
         config.chmod(0o600)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([binary, str(config)], stdout=log,
