@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Result, write  # noqa: E402
 
-BENCHMARKS = ["demo_graph", "lakehouse", "features", "training", "serving", "drift",
+BENCHMARKS = ["demo_graph", "lakehouse", "features", "training", "serving", "drift_calibration",
               "dagster_scale", "production_shape"]
 
 

@@ -50,14 +50,15 @@ def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunReque
         day = dt.date.fromisoformat(materialization.partition)
         if already_acted_on(day, covered, last, cooldown):
             continue
-        triggering.append((day.isoformat(), float(materialization.metadata["drift_share"].value)))
+        verdict = materialization.metadata.get("verdict")
+        triggering.append((day.isoformat(), verdict.value if verdict is not None else
+                           f"drift share {materialization.metadata['drift_share'].value:.2f}"))
     if not triggering:
         return [], cursor
-    first_day, share = min(triggering)
+    first_day, why = min(triggering)
     last_day = max(d for d, _ in triggering)
     cursor.update(last_trigger_day=first_day, covered_to=last_day)
-    reason = (f"drift share {share:.2f} on {first_day} >= "
-              f"{use_case.monitoring.drift_share_max:.2f}"
+    reason = (f"drift on {first_day}: {why.removeprefix(first_day + ': ')}"
               + (f" ({len(triggering)} drifted days to {last_day})" if len(triggering) > 1 else ""))
     return [dg.RunRequest(
         run_key=f"{use_case.name}-drift-{first_day}",
@@ -99,8 +100,8 @@ def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
         name=sensor_name(use_case),
         job=retrain_job,
         minimum_interval_seconds=60,
-        description=f"Requests retraining of {use_case.name} when a day's drift share reaches "
-        f"{use_case.monitoring.drift_share_max:.0%} (cooldown "
+        description=f"Requests retraining of {use_case.name} when a day's drift report is "
+        f"drifted (a false-alarm rate of {use_case.monitoring.drift.alpha:g} a day; cooldown "
         f"{use_case.monitoring.retrain_cooldown_days} days).",
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -114,9 +115,8 @@ def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
         requests, cursor = evaluate(result.records, cursor, use_case)
         if not requests:
             return dg.SensorResult(skip_reason=dg.SkipReason(
-                f"{len(result.records)} new drift reports; none drifted beyond "
-                f"{use_case.monitoring.drift_share_max:.0%} outside what was already retrained"),
-                cursor=json.dumps(cursor))
+                f"{len(result.records)} new drift reports; none drifted outside what was "
+                "already retrained"), cursor=json.dumps(cursor))
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
     return drift_sensor

@@ -35,7 +35,22 @@ def targets(use_case: UseCase) -> list[dg.AssetKey]:
             keys.key(use_case, keys.MONITORING, "fairness_report")]
 
 
+def reports(use_case: UseCase) -> list[dg.AssetKey]:
+    return [keys.key(use_case, keys.MONITORING, "performance_report"),
+            keys.key(use_case, keys.MONITORING, "fairness_report")]
+
+
+def maturing(label_days: set[str], use_case: UseCase) -> list[str]:
+    """Event days whose outcomes become mature with these days of outcomes (the day a
+    report may first judge them): ``label.maturity_days`` before each."""
+    lag = dt.timedelta(days=use_case.label.maturity_days)
+    out = {(dt.date.fromisoformat(d) - lag) for d in label_days}
+    return sorted(d.isoformat() for d in out if d >= use_case.start_date)
+
+
 def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunRequest], dict]:
+    """Requests for the event days the new outcomes label (their labelled rows and reports)
+    and for the event days they make mature (their reports, judged for the first time)."""
     days, sources = set(), set()
     for record in records:
         cursor["storage_id"] = max(cursor.get("storage_id", 0), record.storage_id)
@@ -54,6 +69,14 @@ def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunReque
             tags={RANGE_START: first, RANGE_END: last, "lakeloop/trigger": "labels",
                   "lakeloop/label_days": ",".join(sorted(sources)), "use_case": use_case.name},
         ))
+    matured = [d for d in maturing(sources, use_case) if d not in days]
+    if use_case.label.maturity_days:
+        for first, last in contiguous(matured):
+            requests.append(dg.RunRequest(
+                run_key=f"{use_case.name}-mature-{first}-{last}-{cursor['storage_id']}",
+                asset_selection=reports(use_case),
+                tags={RANGE_START: first, RANGE_END: last, "lakeloop/trigger": "labels",
+                      "lakeloop/matured": "true", "use_case": use_case.name}))
     return requests, cursor
 
 

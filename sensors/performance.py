@@ -1,5 +1,6 @@
-"""The performance sensor: a day whose live recall (once outcomes are known) falls below the
-use case's floor requests one run of the retraining assets."""
+"""The performance sensor: a day whose live recall is significantly below the use case's
+floor requests one run of the retraining assets: measured once the day's outcomes are mature,
+or estimated from the model's calibrated scores before (CBPE), when the use case allows it."""
 
 import datetime as dt
 import json
@@ -37,29 +38,43 @@ def evaluate(records, cursor: dict, use_case: UseCase,
     last = max(filter(None, (cursor.get("last_trigger_day"),
                              coverage.get("last_trigger_day"))), default=None)
     covered = coverage.get("covered_to")
-    degraded: list[tuple[str, float, int]] = []
+    degraded: list[tuple[str, str]] = []
     for record in records:
         cursor["storage_id"] = max(cursor.get("storage_id", 0), record.storage_id)
         mat = record.asset_materialization
-        if mat is None or mat.partition is None or "degraded" not in mat.metadata:
+        if mat is None or mat.partition is None:
             continue
-        if not mat.metadata["degraded"].value:
+        why = reason_of(mat.metadata, use_case)
+        if why is None:
             continue
         day = dt.date.fromisoformat(mat.partition)
         if already_acted_on(day, covered, last, cooldown):
             continue
-        degraded.append((day.isoformat(), float(mat.metadata["recall"].value),
-                         int(mat.metadata["labeled_rows"].value)))
+        degraded.append((day.isoformat(), why))
     if not degraded:
         return [], cursor
-    day, recall, rows = min(degraded)
+    day, why = min(degraded)
     cursor["last_trigger_day"] = day
-    reason = (f"live recall {recall:.3f} on {day} ({rows} labelled answers) < "
-              f"{use_case.monitoring.performance_recall_min}")
     return [dg.RunRequest(
         run_key=f"{use_case.name}-performance-{day}",
-        tags={TRIGGER_TAG: TRIGGER, DAY_TAG: day, COVERED_TAG: max(d for d, _, _ in degraded),
-              REASON_TAG: reason, USE_CASE_TAG: use_case.name})], cursor
+        tags={TRIGGER_TAG: TRIGGER, DAY_TAG: day, COVERED_TAG: max(d for d, _ in degraded),
+              REASON_TAG: f"{day}: {why}", USE_CASE_TAG: use_case.name})], cursor
+
+
+def reason_of(metadata: dict, use_case: UseCase) -> str | None:
+    """Why a report requests retraining, or None: measured recall on mature outcomes first,
+    else the estimate (never a day whose outcomes are immature or too few)."""
+    def value(name):
+        entry = metadata.get(name)
+        return None if entry is None else entry.value
+
+    floor = use_case.monitoring.performance.recall_min
+    if value("degraded") and value("judged") is not False:
+        return value("verdict") or f"live recall {value('recall'):.3f} < {floor}"
+    if value("estimated_degraded") and use_case.monitoring.performance.estimate:
+        return (value("estimate") or "estimated recall below the floor") + \
+            " (estimated from scores; outcomes not mature yet)"
+    return None
 
 
 def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
@@ -67,9 +82,10 @@ def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
 
     @dg.sensor(
         name=sensor_name(use_case), job=retrain_job, minimum_interval_seconds=60,
-        description=f"Requests retraining of {use_case.name} when a day's live recall falls "
-        f"below {use_case.monitoring.performance_recall_min} on at least "
-        f"{use_case.monitoring.performance_min_labeled} labelled answers (cooldown "
+        description=f"Requests retraining of {use_case.name} when a day's live recall is "
+        f"significantly below {use_case.monitoring.performance.recall_min}: measured on at "
+        f"least {use_case.monitoring.performance.min_positives} mature positives, or "
+        "estimated from the scores before outcomes arrive (cooldown "
         f"{use_case.monitoring.retrain_cooldown_days} days).",
         default_status=dg.DefaultSensorStatus.RUNNING,
     )

@@ -127,6 +127,25 @@ def test_drift_reports_exist_per_day_with_html_and_json(materialized):
     assert any(d < materialized.drift_date for d in set(by_day) - drifted)
 
 
+def test_no_verdict_or_report_prints_nan(materialized):
+    """Every check's explanation and every figure a person reads says "not judged" (and
+    why) where there was too little to judge: never nan."""
+    import math
+    import re
+
+    for event in materialized.result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            assert not re.search(r"\bnan\b", data.description or "", re.I), data.description
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            for name, entry in mat.metadata.items():
+                value = entry.value
+                assert not (isinstance(value, float) and math.isnan(value)), name
+                if isinstance(value, str):
+                    assert not re.search(r"\bnan\b", value, re.I), (name, value)
+
+
 def _assert_report_opens(materialized, mat):
     """The report's metadata is an http link (one click in the UI) that the reports server
     answers with the HTML report; nothing outside the monitoring reports is served."""
@@ -165,6 +184,15 @@ def test_quality_reports_per_day_with_metrics_and_html(materialized, report):
     if report == "performance_report":
         judged = [m for m in by_day.values() if m.metadata["judged"].value]
         assert judged, "some days should have enough outcomes to be judged"
+        # Outcomes mature 10 days after the event: the last 10 days are never judged on the
+        # outcomes that happened to arrive early, only estimated from the scores.
+        last_mature = materialized.days[-1 - uc.label.maturity_days]
+        for day, mat in by_day.items():
+            assert mat.metadata["mature"].value is (day <= last_mature), day
+            if day > last_mature:
+                assert not mat.metadata["judged"].value and "recall" not in mat.metadata
+                assert "outcomes mature on" in mat.metadata["verdict"].value
+            assert "estimated_recall" in mat.metadata
         early = [m for d, m in by_day.items() if d < materialized.drift_date and
                  m.metadata["judged"].value]
         assert all(0.0 <= m.metadata["recall"].value <= 1.0 for m in judged)

@@ -34,6 +34,16 @@ def _bronze(spark, snapshots: list[Snapshot], source: Source):
 
     frames = []
     for snap in snapshots:
+        if snap.absent:  # no file that day, and the source says that means no rows
+            header = list(source.columns)
+            frames.append(spark.createDataFrame(
+                [], StructType([StructField(c, StringType()) for c in header])).select(
+                *[F.col(f"`{c}`") for c in header],
+                F.lit(None).cast("long").alias("_row"),
+                F.lit(snap.sha256).alias("_snapshot_hash"),
+                F.lit("").alias("_source_file"),
+                F.lit(dt.date.fromisoformat(snap.ds)).alias("ds")))
+            continue
         header = header_of(snap.path, source.format)
         if source.format == "csv":
             schema = StructType([StructField(c, StringType()) for c in header])
@@ -101,6 +111,7 @@ def _bronze_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         path = lakehouse.table(context.asset_key)
         already = loaded_hashes(session, path, context.partition_keys)
         todo = [s for s in snapshots if already.get(s.ds) != s.sha256]
+        absent = [s.ds for s in snapshots if s.absent]
         skipped = sorted(set(context.partition_keys) - {s.ds for s in todo})
         if skipped:
             context.log.info(f"already loaded (same snapshot hash), not loaded again: {skipped}")
@@ -122,6 +133,7 @@ def _bronze_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
             "rows": dg.MetadataValue.int(commit.rows_written),
             "days_loaded": dg.MetadataValue.int(len(todo)),
             "days_already_loaded": dg.MetadataValue.int(len(skipped)),
+            "days_without_file": dg.MetadataValue.int(len(absent)),
             "delta_version": dg.MetadataValue.int(commit.version),
             "window": dg.MetadataValue.text(f"{start} .. {end}"),
             "snapshot_sha256": dg.MetadataValue.text(",".join(s.sha256[:16] for s in todo)),

@@ -1,29 +1,65 @@
-"""Drift reports: each day's production traffic against the data its model learnt from."""
+"""Drift reports: each day's live traffic against the held-out rows of the model that
+answered, judged at a false-alarm rate that holds at any volume."""
+
+import datetime as dt
 
 import dagster as dg
 
 from lakeloop import keys
-from lakeloop.deployment import load_booster
 from lakeloop.k8s import pod_tags
-from lakeloop.lakehouse import LakehouseResource, read_table, read_window
-from lakeloop.monitoring import drift_report, drift_table, sorted_columns
+from lakeloop.lakehouse import LakehouseResource
+from lakeloop.monitoring import drift
+from lakeloop.monitoring.answers import live_answers
+from lakeloop.monitoring.reference import load_reference
 from lakeloop.partitions import backfill_policy, daily_partitions
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import MlflowResource
 from lakeloop.usecase import UseCase
 
 
+def metadata(verdict: drift.DriftVerdict, version: str, ts_version: int,
+             lakehouse: LakehouseResource) -> dict:
+    out = {
+        "drifted": dg.MetadataValue.bool(verdict.drifted),
+        "judged": dg.MetadataValue.bool(verdict.judged),
+        "drift_share": dg.MetadataValue.float(round(verdict.drift_share, 4)),
+        "drifted_features": dg.MetadataValue.int(verdict.drifted_features),
+        "required_features": dg.MetadataValue.int(verdict.required_features),
+        "alpha": dg.MetadataValue.float(verdict.alpha),
+        "rows": dg.MetadataValue.int(verdict.rows),
+        "window_days": dg.MetadataValue.int(len(verdict.days)),
+        "window": dg.MetadataValue.text(f"{verdict.days[0]} .. {verdict.days[-1]}"),
+        "reference_rows": dg.MetadataValue.int(verdict.reference_rows),
+        "model_version": dg.MetadataValue.int(int(version)),
+        "reference_training_set_version": dg.MetadataValue.int(ts_version),
+        "verdict": dg.MetadataValue.text(verdict.explanation()),
+    }
+    if verdict.judged:
+        prediction = verdict.columns.get(drift.PREDICTION)
+        out.update({
+            "prediction_drifted": dg.MetadataValue.bool(bool(verdict.prediction_drifted)),
+            "prediction_p_value": dg.MetadataValue.float(float(prediction.p_value)),
+            "prediction_shift_sd": dg.MetadataValue.float(round(prediction.effect, 4)),
+            "columns": dg.MetadataValue.md(drift.table(verdict)),
+            "report": lakehouse.report_link(verdict.html),
+            "report_path": dg.MetadataValue.path(verdict.html),
+            "report_json": dg.MetadataValue.path(verdict.json),
+        })
+    return out
+
+
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     log_key = keys.key(use_case, keys.MONITORING, "inference_log")
-    training_set_key = keys.key(use_case, keys.TRAINING, "training_set")
-    monitoring = use_case.monitoring
+    rule = use_case.monitoring.drift
     features = list(use_case.feature_names)
+    categorical = use_case.categorical_features
 
     @dg.asset(
         key=keys.key(use_case, keys.MONITORING, "drift_report"),
-        description="Data and prediction drift per day: live requests against the training "
-        "set of the model that answered.\n\nExact statistics over the whole window; "
-        "Evidently's HTML report and JSON.",
+        description="Data and prediction drift per day: live requests against the held-out "
+        "rows of the model that answered.\n\nA two-sample test per column at a day-level "
+        "false-alarm rate, and an effect-size floor; small days are judged with the days "
+        "before them. Evidently's HTML report and JSON.",
         deps=[log_key],
         partitions_def=daily_partitions(use_case),
         backfill_policy=backfill_policy(use_case),
@@ -33,55 +69,40 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     )
     def drift_report_asset(context: dg.AssetExecutionContext, spark: SparkResource,
                            lakehouse: LakehouseResource, mlflow: MlflowResource):
-        from pyspark.sql import functions as F
-
         session = spark.session()
-        window = read_window(session, lakehouse.table(log_key), context.partition_keys[0],
-                             context.partition_keys[-1]).where(F.col("status") == 200)
-        current_all = window.select("ds", "model_version", *features, "probability").toPandas()
-        client = mlflow.client()
-        references = {}
+        first = dt.date.fromisoformat(context.partition_keys[0])
+        since = (first - dt.timedelta(days=rule.max_window_days - 1)).isoformat()
+        answers = live_answers(session, lakehouse, use_case, since, context.partition_keys[-1])
+        references, plans = {}, {}
         out_root = lakehouse.path(context.asset_key)
         for ds in context.partition_keys:
-            current = current_all[current_all["ds"].astype(str) == ds]
-            if current.empty:
-                context.log.warning(f"{ds}: no requests were logged; no drift report")
+            day = answers[answers["ds"] == ds]
+            if day.empty:
+                context.log.warning(f"{ds}: no live requests were logged; no drift report")
                 continue
-            version = str(current["model_version"].mode().iloc[0])
+            version = str(day["model_version"].mode().iloc[0])
             if version not in references:
-                ts_version = int(client.get_model_version(use_case.name, version)
-                                 .tags["training_set_version"])
-                reference = read_table(session, lakehouse.table(training_set_key),
-                                       ts_version).select(*features).toPandas()
-                booster, config = load_booster(mlflow, use_case.name, version)
-                reference["probability"] = booster.inplace_predict(
-                    reference[config["features"]].to_numpy(dtype="float32"))
-                references[version] = (reference, ts_version, sorted_columns(
-                    reference, [*features, "probability"]))
-            reference, ts_version, reference_sorted = references[version]
-            summary = drift_report(reference, current, features, ds=ds,
-                                   drift_share=monitoring.drift_share_max,
-                                   stattest_threshold=monitoring.stattest_threshold,
-                                   out_dir=out_root / f"ds={ds}",
-                                   reference_sorted=reference_sorted)
+                references[version] = load_reference(session, lakehouse, mlflow, use_case,
+                                                     version)
+                plans[version] = drift.plan_columns(references[version].frame, features,
+                                                    categorical)
+            reference = references[version]
+            served = answers[answers["model_version"] == version]
+            days, rows = drift.window_for(ds, served.groupby("ds").size().to_dict(),
+                                          rule.min_rows, rule.max_window_days)
+            if rows < rule.min_rows:
+                verdict = drift.not_judged(
+                    ds, days, rows, reference.rows,
+                    f"not enough data: {rows} rows in {len(days)} day(s), at least "
+                    f"{rule.min_rows} needed", rule, len(features))
+            else:
+                verdict = drift.report(reference.frame, served[served["ds"].isin(days)],
+                                       plans[version], rule, ds=ds, days=days,
+                                       out_dir=out_root / f"ds={ds}")
             yield dg.AssetMaterialization(
                 asset_key=context.asset_key, partition=ds,
-                metadata={
-                    "drift_share": dg.MetadataValue.float(round(summary.drift_share, 4)),
-                    "drifted_features": dg.MetadataValue.int(summary.drifted_features),
-                    "drifted": dg.MetadataValue.bool(summary.drifted),
-                    "threshold_share": dg.MetadataValue.float(monitoring.drift_share_max),
-                    "prediction_drift_score": dg.MetadataValue.float(
-                        round(summary.prediction_drift_score or 0.0, 4)),
-                    "rows": dg.MetadataValue.int(summary.rows),
-                    "model_version": dg.MetadataValue.int(int(version)),
-                    "reference_training_set_version": dg.MetadataValue.int(ts_version),
-                    "features": dg.MetadataValue.md(drift_table(summary)),
-                    "report": lakehouse.report_link(summary.html),
-                    "report_path": dg.MetadataValue.path(summary.html),
-                    "report_json": dg.MetadataValue.path(summary.json),
-                })
-            context.log.info(f"{ds}: drift share {summary.drift_share:.2f} "
-                             f"({'drifted' if summary.drifted else 'stable'})")
+                metadata=metadata(verdict, version, reference.training_set_version,
+                                  lakehouse))
+            context.log.info(verdict.explanation())
 
     return [drift_report_asset]

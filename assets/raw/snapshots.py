@@ -31,10 +31,12 @@ def _snapshot_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         contract = {name: col.type for name, col in source.columns.items()}
         # Inspect every file of the window before copying any: a bad file fails the run
         # and leaves the raw layer (and everything after it) untouched.
+        empty_ok = source.missing_file_means_empty
         problems = []
         for ds in context.partition_keys:
             try:
-                inspect_snapshot(landing, ds, source.format, contract)
+                inspect_snapshot(landing, ds, source.format, contract,
+                                 missing_means_empty=empty_ok, raw_dir=raw_dir)
             except SnapshotError as exc:
                 problems.append(str(exc))
         if problems:
@@ -43,14 +45,20 @@ def _snapshot_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
                 f"of {source_name} could not be loaded; nothing downstream ran.",
                 metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems))},
             )
-        loaded = [load_snapshot(landing, raw_dir, ds, source.format, contract)
+        loaded = [load_snapshot(landing, raw_dir, ds, source.format, contract,
+                                missing_means_empty=empty_ok)
                   for ds in context.partition_keys]
         new = [s for s in loaded if not s.duplicate_of_current]
-        context.log.info(f"{len(new)} new, {len(loaded) - len(new)} already loaded snapshots")
+        absent = [s.ds for s in loaded if s.absent]
+        nothing = "no outcomes arrived" if source.role == "labels" else "no rows"
+        context.log.info(f"{len(new)} new, {len(loaded) - len(new)} already loaded snapshots"
+                         + (f"; no file for {len(absent)} day(s) ({nothing})" if absent else ""))
         table = "\n".join(
             ["| day | rows | sha256 | status |", "|---|---:|---|---|"]
-            + [f"| {s.ds} | {s.rows} | `{s.sha256[:16]}` | "
-               f"{'already loaded' if s.duplicate_of_current else 'new'} |" for s in loaded]
+            + [f"| {s.ds} | {s.rows} | "
+               + ("no file | " + nothing if s.absent else
+                  f"`{s.sha256[:16]}` | {'already loaded' if s.duplicate_of_current else 'new'}")
+               + " |" for s in loaded]
         )
         metadata = {
             "rows": dg.MetadataValue.int(sum(s.rows for s in loaded)),
@@ -60,6 +68,10 @@ def _snapshot_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
             "snapshot_table": dg.MetadataValue.md(table),
             "path": dg.MetadataValue.path(str(raw_dir)),
         }
+        if absent:
+            metadata["days_without_file"] = dg.MetadataValue.int(len(absent))
+            metadata["no_file"] = dg.MetadataValue.text(
+                f"{nothing}: {', '.join(absent)}")
         if len(loaded) == 1:  # a daily run: the partition's own hash, plotted per partition
             metadata["snapshot_sha256"] = dg.MetadataValue.text(loaded[0].sha256)
         extra = sorted({c for s in loaded for c in s.extra_columns})

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import random
 import subprocess
 import tempfile
@@ -19,6 +20,7 @@ import pydantic
 
 from lakeloop import gates as gate_checks
 from lakeloop import keys
+from lakeloop.evidence import Evidence, number
 from lakeloop.gates import FAIRNESS_GATE, PERFORMANCE_GATE, REGRESSION_GATE
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import (
@@ -28,6 +30,8 @@ from lakeloop.lakehouse import (
     read_pandas,
     read_table,
 )
+from lakeloop.monitoring import drift as drift_lib
+from lakeloop.monitoring.reference import REFERENCE_FROM_TAG
 from lakeloop.promotion import record_gate
 from lakeloop.settings import PROJECT_ROOT
 from lakeloop.spark import SparkResource
@@ -138,8 +142,10 @@ def fairness_table(reports) -> str:
              "|---|---|---:|---:|---:|---:|---|"]
     for rep in reports:
         for group, row in rep.groups.iterrows():
-            tpr = "" if row["tpr"] != row["tpr"] else f"{row['tpr']:.3f}"
-            judged = "no (too few rows)" if group in rep.ignored_groups else "yes"
+            tpr = number(row["tpr"], missing="")
+            judged = ("yes" if row["tpr_judged"] else
+                      f"rates only ({int(row['positives'])} positives)" if row["rate_judged"]
+                      else f"no ({int(row['rows'])} rows)")
             lines.append(f"| {rep.attribute} | {group} | {int(row['rows'])} | "
                          f"{int(row['positives'])} | {row['approval_rate']:.3f} | {tpr} | "
                          f"{judged} |")
@@ -234,6 +240,13 @@ def build(use_case: UseCase) -> list:
                  for name in ("train", "validation", "test")}
         labels = {name: getattr(split, name)[LABEL].to_numpy()
                   for name in ("train", "validation", "test")}
+        evidence = {name: Evidence.of(values) for name, values in labels.items()}
+        if evidence["validation"].positives == 0:
+            raise dg.Failure(
+                f"not enough evidence to train: the validation window "
+                f"({split.bounds(EVENT_TIMESTAMP)['validation']}) holds "
+                f"{evidence['validation']}, so no decision threshold can be chosen; "
+                f"{gate_checks.MORE_EVIDENCE}")
         threshold = training.choose_threshold(
             labels["validation"], preds["validation"],
             min(gates.recall_min + use_case.model.threshold_margin, 1.0))
@@ -244,6 +257,14 @@ def build(use_case: UseCase) -> list:
                                  min_group_rows=gates.fairness_min_group_rows,
                                  min_group_positives=gates.fairness_min_group_positives)
         test = metrics["test"]
+        # The reference's own noise: its two windows judged against each other as a day
+        # against the reference will be. Drift between them would make every report noisy.
+        reference_check = drift_lib.judge(
+            split.validation.assign(probability=preds["validation"]),
+            split.test.assign(probability=preds["test"]),
+            drift_lib.plan_columns(split.validation, list(use_case.feature_names),
+                                   use_case.categorical_features),
+            use_case.monitoring.drift, ds="test window")
         champion = mlflow.version_by_alias(use_case.name, CHAMPION)
         champion_auc = None
         if champion is not None:
@@ -251,11 +272,12 @@ def build(use_case: UseCase) -> list:
             x = split.test[cfg["features"]].to_numpy(dtype=np.float32)
             champion_auc = training.classification_metrics(
                 labels["test"], booster.inplace_predict(x), float(cfg["threshold"]))["auc"]
-        verdicts = [gate_checks.performance(test, threshold, gates),
+        verdicts = [gate_checks.performance(test, threshold, gates, evidence=evidence["test"],
+                                            validation=evidence["validation"]),
                     gate_checks.fairness(fair, gates),
                     gate_checks.no_regression(test["auc"], champion_auc,
                                               None if champion is None else str(champion.version),
-                                              gates)]
+                                              gates, evidence["test"])]
 
         explain_started = time.perf_counter()
         shap = training.shap_importance(model, split.test)
@@ -284,8 +306,9 @@ def build(use_case: UseCase) -> list:
             ml.log_metrics({f"{split_name}_{k}": v for split_name, m in metrics.items()
                             for k, v in m.items() if v == v})
             ml.log_metrics({f"fairness_{f.attribute}_approval_ratio": f.approval_ratio
-                            for f in fair})
-            ml.log_metrics({f"fairness_{f.attribute}_tpr_gap": f.tpr_gap for f in fair})
+                            for f in fair if f.approval_ratio is not None})
+            ml.log_metrics({f"fairness_{f.attribute}_tpr_gap": f.tpr_gap for f in fair
+                            if f.tpr_gap is not None})
             ml.log_metric("train_seconds", train_seconds)
             ml.set_tags({
                 "lakeloop.use_case": use_case.name,
@@ -294,6 +317,8 @@ def build(use_case: UseCase) -> list:
                 "lakeloop.training_set_version": str(ts_version),
                 "lakeloop.source_versions": json.dumps(lineage.get("source_versions", {})),
                 "lakeloop.feature_service": lineage.get("feature_service", ""),
+                "lakeloop.labels_as_of": str(lineage.get("labels_as_of")),
+                "lakeloop.maturity_days": str(use_case.label.maturity_days),
                 "lakeloop.snapshots": str(len(snapshots)),
                 "lakeloop.snapshots_sha256": snapshot_digest,
                 "lakeloop.git_commit": _git_commit(),
@@ -338,6 +363,8 @@ def build(use_case: UseCase) -> list:
             f"{run.info.run_id}); training set Delta version {ts_version}.")
         passed = all(v.passed for v in verdicts)
         failed = [v.name for v in verdicts if not v.passed]
+        reference_from = str(split.validation[EVENT_TIMESTAMP].min())
+        reference_rows = len(split.validation) + len(split.test)
         for tag, value in {
             "dagster_run_id": context.run.run_id,
             "dagster_run_url": dagster_url,
@@ -346,6 +373,9 @@ def build(use_case: UseCase) -> list:
             "feature_service": lineage.get("feature_service", ""),
             "model_sha256": model_sha,
             "training_set_version": str(ts_version),
+            # The drift and performance reference: the held-out windows (validation and
+            # test), rows no tree was fitted on.
+            REFERENCE_FROM_TAG: reference_from,
             "gates": "pending" if passed else "failed:" + ",".join(failed),
         }.items():
             client.set_model_version_tag(use_case.name, version, tag, value)
@@ -354,19 +384,25 @@ def build(use_case: UseCase) -> list:
                         verdict.description)
         logging_seconds = time.perf_counter() - logging_started
         run_url = mlflow.run_url(experiment_id, run.info.run_id)
-        context.log.info(f"model {use_case.name} v{version}: recall {test['recall']:.3f}, "
-                         f"AUC {test['auc']:.3f}; {resolved['engine']} on {resolved['device']}")
+        context.log.info(f"model {use_case.name} v{version}: recall {number(test['recall'])}, "
+                         f"AUC {number(test['auc'])} on {evidence['test']}; "
+                         f"{resolved['engine']} on {resolved['device']}")
         yield dg.MaterializeResult(metadata={
+            **{f"test_{name}": dg.MetadataValue.float(round(float(test[name]), 4))
+               for name in ("recall", "auc", "precision", "f1", "approval_rate")
+               if math.isfinite(test[name])},
+            "test_positives": dg.MetadataValue.int(evidence["test"].positives),
+            "test_negatives": dg.MetadataValue.int(evidence["test"].negatives),
+            "validation_positives": dg.MetadataValue.int(evidence["validation"].positives),
+            "reference_from": dg.MetadataValue.text(reference_from),
+            "reference_check": dg.MetadataValue.text(
+                "validation vs test window: " + reference_check.explanation().split(": ", 1)[1]),
+            "reference_rows": dg.MetadataValue.int(reference_rows),
             "model_name": dg.MetadataValue.text(use_case.name),
             "model_version": dg.MetadataValue.int(int(version)),
             "mlflow_run": dg.MetadataValue.url(run_url),
             "model_version_url": dg.MetadataValue.url(
                 mlflow.model_version_url(use_case.name, version)),
-            "test_recall": dg.MetadataValue.float(round(test["recall"], 4)),
-            "test_auc": dg.MetadataValue.float(round(test["auc"], 4)),
-            "test_precision": dg.MetadataValue.float(round(test["precision"], 4)),
-            "test_f1": dg.MetadataValue.float(round(test["f1"], 4)),
-            "test_approval_rate": dg.MetadataValue.float(round(test["approval_rate"], 4)),
             "decision_threshold": dg.MetadataValue.float(round(threshold, 6)),
             "best_iteration": dg.MetadataValue.int(model.best_iteration),
             "training_rows": dg.MetadataValue.int(len(split.train)),

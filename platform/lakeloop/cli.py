@@ -309,9 +309,11 @@ def _drift_status(instance, use_case, notes: dict[str, str]) -> dict[str, Any] |
     return {
         "partition": mat.partition,
         "drifted": meta.get("drifted"),
+        "judged": meta.get("judged", True),
         "drift_share": meta.get("drift_share"),
-        "threshold_share": meta.get("threshold_share"),
         "drifted_features": meta.get("drifted_features"),
+        "required_features": meta.get("required_features"),
+        "verdict": meta.get("verdict"),
         "model_version": meta.get("model_version"),
         "report": meta.get("report"),
         "at": _iso(event.timestamp),
@@ -391,9 +393,12 @@ def _status_rows(entry: dict[str, Any]) -> list[tuple[str, str]]:
     if drift is None:
         rows.append(("drift", notes["drift"]))
     else:
-        verdict = "DRIFTED" if drift["drifted"] else "no drift"
-        share = ("" if drift["drift_share"] is None else
-                 f", share {drift['drift_share']:.2f} (max {drift['threshold_share']})")
+        verdict = ("DRIFTED" if drift["drifted"] else
+                   "no drift" if drift["judged"] else "not judged (not enough data)")
+        share = ("" if drift["drifted_features"] is None else
+                 f", {drift['drifted_features']} features drifted"
+                 + (f" (needs {drift['required_features']})"
+                    if drift["required_features"] is not None else ""))
         rows.append(("drift", f"{drift['partition']}: {verdict}{share}, model "
                               f"v{drift['model_version']}, reported {drift['at']}"))
     if entry["open_approvals"]:

@@ -157,7 +157,7 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
                                                      "drift_report"), production)
             drifted = [d for d, v in drift.items() if v["drifted"]]
             summary["drift"] = {"days": len(drift), "drifted_days": drifted,
-                                "threshold_share": use_case.monitoring.drift_share_max,
+                                "alpha": use_case.monitoring.drift.alpha,
                                 "by_day": drift}
             print(f"  drifted days: {len(drifted)} of {len(drift)}"
                   + (f" (first: {drifted[0]})" if drifted else ""))
@@ -320,9 +320,10 @@ def _drift_by_day(instance, key, days: list[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for record in sorted(result.records, key=lambda r: r.storage_id):
         mat = record.asset_materialization
-        out[mat.partition] = {"drift_share": mat.metadata["drift_share"].value,
-                              "drifted": mat.metadata["drifted"].value,
-                              "report": mat.metadata["report_path"].value}
+        meta = {k: v.value for k, v in mat.metadata.items()}
+        out[mat.partition] = {"drift_share": meta["drift_share"], "drifted": meta["drifted"],
+                              "verdict": meta.get("verdict"),
+                              "report": meta.get("report_path")}
     return dict(sorted(out.items()))
 
 
@@ -381,7 +382,7 @@ def _print_summary(summary: dict, path: Path) -> None:
     drift = summary["drift"]
     print(bold("\nMonitoring"))
     print(f"  {len(drift['drifted_days'])} of {drift['days']} production days drifted "
-          f"(drift share >= {drift['threshold_share']:.0%})"
+          f"(judged at a false-alarm rate of {drift['alpha']:.0%} a day)"
           + (f"; first on {drift['drifted_days'][0]}" if drift["drifted_days"] else ""))
     retraining = summary["retraining"]
     print(bold("\nRetraining"))

@@ -1,7 +1,7 @@
 """Demo data with a story: daily loan applications and their outcomes, with drift.
 
 A source system drops one CSV per day for applications and one for the outcomes that became
-known that day (labels arrive 5 to 20 days after the application). From ``drift_day`` the
+known that day (labels arrive 3 to 10 days after the application). From ``drift_day`` the
 applicant population shifts (younger, lower incomes, higher credit utilisation) and the way
 utilisation relates to default changes (concept drift). Seeded: the same arguments write
 byte-identical files.
@@ -127,7 +127,7 @@ def generate(landing_root: Path, spec: DemoSpec = DemoSpec(), use_case: str = "c
         drifted = np.full(len(apps), spec.drift_date is not None and day >= spec.drift_date)
         p = default_probability(apps, drifted)
         defaulted = (rng.random(len(apps)) < p).astype(int)
-        delay = rng.integers(5, 21, size=len(apps))
+        delay = rng.integers(3, 11, size=len(apps))
         app_ts = pd.to_datetime(apps["application_ts"])
         for d in np.unique(delay):
             mask = delay == d

@@ -27,6 +27,11 @@ def render(*, use_case, version: str, tags: dict[str, str], metrics: dict[str, f
         *[f"- `{table}`: Delta version {v}" for table, v in sorted(lineage.items())],
         f"- raw snapshots: {tags.get('lakeloop.snapshots', '?')} "
         f"(sha256 of their hashes `{tags.get('lakeloop.snapshots_sha256', '?')[:16]}`)",
+        f"- outcomes: newest day loaded {tags.get('lakeloop.labels_as_of', '?')}; only events "
+        f"whose outcomes had {tags.get('lakeloop.maturity_days', '?')} days to mature were "
+        "used",
+        f"- monitoring reference: the held-out rows (validation and test windows) from "
+        f"{tags.get('reference_from', '?')}",
         f"- code: git `{tags.get('lakeloop.git_commit', '?')[:12]}`, Dagster run "
         f"`{tags.get('lakeloop.dagster_run_id', '?')}`",
         "",

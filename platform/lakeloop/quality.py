@@ -90,19 +90,25 @@ def quarantine_rate(per_day: dict[str, DayCounts], reasons: list[tuple[str, int]
 
 
 def freshness(newest_event: dict[str, dt.datetime | None], checks: SourceChecks) -> Outcome:
+    """Each day's newest accepted event is recent; a day without rows has nothing to judge
+    (the row-count check speaks for it) and is listed as such."""
     limit = dt.timedelta(hours=checks.freshness_hours)
-    stale = {}
+    stale, empty = {}, []
     for day, newest in sorted(newest_event.items()):
+        if newest is None:
+            empty.append(day)
+            continue
         day_end = dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1),
                                       dt.time())
-        if newest is None or day_end - newest.replace(tzinfo=None) > limit:
+        if day_end - newest.replace(tzinfo=None) > limit:
             stale[day] = newest
-    text = "; ".join(f"{d}: newest event {n or 'none'}" for d, n in stale.items())
+    text = "; ".join(f"{d}: newest event {n}" for d, n in stale.items())
+    note = f" ({len(empty)} day(s) without rows: {', '.join(empty)})" if empty else ""
     return Outcome(FRESHNESS, not stale, checks.freshness_severity,
                    (f"{len(stale)} day(s) deliver no event newer than {checks.freshness_hours:g}h "
-                    f"before the day's end: {text}") if stale else
-                   f"every day's snapshot holds events from its last {checks.freshness_hours:g}h",
-                   {"stale_days": len(stale)})
+                    f"before the day's end: {text}{note}") if stale else
+                   f"every day's snapshot holds events from its last {checks.freshness_hours:g}h"
+                   + note, {"stale_days": len(stale), "days_without_rows": len(empty)})
 
 
 def row_count(rows_by_day: dict[str, int], window: list[str], checks: SourceChecks) -> Outcome:

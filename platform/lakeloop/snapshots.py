@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 CURRENT = "_current.json"
+# The hash recorded for a day whose source delivered no file and says that means "nothing
+# happened" (see Source.missing_file): a file landing later for that day differs from it.
+ABSENT = "absent"
 
 
 class SnapshotError(Exception):
@@ -35,6 +38,7 @@ class Snapshot:
     loaded_at: str
     extra_columns: tuple[str, ...] = ()
     duplicate_of_current: bool = False
+    absent: bool = False  # no file for the day, and the source says that means no rows
 
 
 def _sha256(path: Path) -> str:
@@ -145,24 +149,40 @@ def current(raw_dir: Path, ds: str) -> Snapshot | None:
     return Snapshot(**data)
 
 
-def inspect_snapshot(landing_dir: Path, ds: str, fmt: str, columns: dict[str, str]
-                     ) -> tuple[Path, list[str]]:
-    """The landed file for ``ds`` and its extra columns; SnapshotError if it cannot load."""
+def inspect_snapshot(landing_dir: Path, ds: str, fmt: str, columns: dict[str, str], *,
+                     missing_means_empty: bool = False, raw_dir: Path | None = None
+                     ) -> tuple[Path | None, list[str]]:
+    """The landed file for ``ds`` and its extra columns; SnapshotError if it cannot load.
+
+    No file is fine (None) when the day's snapshot was loaded before (the landing folder may
+    be cleaned after ingestion) or when the source says a missing file means no rows."""
     source = landing_file(landing_dir, ds, fmt)
     if not source.exists():
-        raise SnapshotError(f"no {fmt} snapshot landed for {ds}: expected {source}")
+        if missing_means_empty or (raw_dir is not None and current(raw_dir, ds) is not None):
+            return None, []
+        raise SnapshotError(f"no {fmt} snapshot landed for {ds}: expected {source}; a feed "
+                            "that can have days without a file sets missing_file: empty")
     if source.stat().st_size == 0:
         raise SnapshotError(f"the snapshot for {ds} is an empty file (0 bytes): {source}")
     return source, check_readable(source, fmt, columns)
 
 
 def load_snapshot(
-    landing_dir: Path, raw_dir: Path, ds: str, fmt: str, columns: dict[str, str]
+    landing_dir: Path, raw_dir: Path, ds: str, fmt: str, columns: dict[str, str], *,
+    missing_means_empty: bool = False,
 ) -> Snapshot:
-    source, extra = inspect_snapshot(landing_dir, ds, fmt, columns)
+    source, extra = inspect_snapshot(landing_dir, ds, fmt, columns,
+                                     missing_means_empty=missing_means_empty, raw_dir=raw_dir)
+    previous = current(raw_dir, ds)
+    if source is None:
+        if previous is not None:  # loaded before; nothing new landed
+            return Snapshot(**{**asdict(previous), "duplicate_of_current": True})
+        return _record(raw_dir, Snapshot(
+            ds=ds, sha256=ABSENT, path="", source_file=str(landing_file(landing_dir, ds, fmt)),
+            size_bytes=0, rows=0, absent=True,
+            loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds")))
     size = source.stat().st_size
     sha = _sha256(source)
-    previous = current(raw_dir, ds)
     if previous is not None and previous.sha256 == sha:
         return Snapshot(**{**asdict(previous), "duplicate_of_current": True})
     day_dir = raw_dir / f"ds={ds}"
@@ -183,7 +203,20 @@ def load_snapshot(
         loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         extra_columns=tuple(extra),
     )
+    return _record(raw_dir, snapshot)
+
+
+def _record(raw_dir: Path, snapshot: Snapshot) -> Snapshot:
+    """Point the day at ``snapshot`` (atomically: a reader sees the old or the new one)."""
+    day_dir = raw_dir / f"ds={snapshot.ds}"
+    day_dir.mkdir(parents=True, exist_ok=True)
     pointer_tmp = day_dir / f".{CURRENT}.tmp"
     pointer_tmp.write_text(json.dumps(asdict(snapshot), indent=2))
     os.replace(pointer_tmp, day_dir / CURRENT)
     return snapshot
+
+
+def latest_loaded_day(raw_dir: Path) -> str | None:
+    """The newest day whose snapshot (or its recorded absence) has been loaded."""
+    days = [p.parent.name.removeprefix("ds=") for p in Path(raw_dir).glob(f"ds=*/{CURRENT}")]
+    return max(days, default=None)

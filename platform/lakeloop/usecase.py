@@ -82,6 +82,14 @@ class Source(_Strict):
     columns: dict[str, Column]
     checks: SourceChecks = SourceChecks()
     description: str = ""
+    # A day without a file: ``fail`` stops the day (a feed that should always deliver);
+    # ``empty`` means nothing happened that day (no outcomes arrived). Default: fail for
+    # events, empty for labels.
+    missing_file: Literal["fail", "empty"] | None = None
+
+    @property
+    def missing_file_means_empty(self) -> bool:
+        return (self.missing_file or ("empty" if self.role == "labels" else "fail")) == "empty"
 
     @model_validator(mode="after")
     def _key_and_time_are_columns(self) -> Source:
@@ -101,8 +109,13 @@ class Entity(_Strict):
 
 
 class Label(_Strict):
+    """The outcome a model predicts. Outcomes of an event are final ``maturity_days`` after
+    it (a default shows up weeks after a repayment would): training, the held-out windows and
+    live performance use only events that old, so quick outcomes never stand in for all."""
+
     column: str
     positive: int | str = 1
+    maturity_days: int = Field(default=0, ge=0, le=3650)
 
 
 class EntityFeatures(_Strict):
@@ -152,17 +165,65 @@ class Gates(_Strict):
     tpr_gap_max: float = Field(default=0.1, ge=0, le=1)
     fairness_min_group_rows: int = Field(default=100, ge=1)
     fairness_min_group_positives: int = Field(default=50, ge=1)
+    # The least evidence a verdict rests on: the test window (and the validation window the
+    # threshold is chosen on) must hold at least this many positives and negatives.
+    min_positives: int = Field(default=30, ge=1)
+    min_negatives: int = Field(default=30, ge=1)
+
+
+class DriftMonitoring(_Strict):
+    """Drift as a decision with a known false-alarm rate (see lakeloop.monitoring.drift)."""
+
+    # The chance that a day with no change is judged drifted (all columns together).
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    # The smallest change that matters, for a significant column to count as drifted:
+    # numeric columns in reference standard deviations (normed Wasserstein distance),
+    # categorical and binary columns as the share of rows that moved category.
+    min_shift_sd: float = Field(default=0.1, ge=0)
+    min_share_moved: float = Field(default=0.05, ge=0, le=1)
+    # The day drifts when at least this share of the features drifts (and at least one).
+    feature_share: float = Field(default=0.0, ge=0, le=1)
+    # A drifted prediction makes the day drifted on its own.
+    prediction: bool = True
+    # Fewer rows than this in a day: judged with the days before it, up to max_window_days.
+    min_rows: int = Field(default=200, ge=1)
+    max_window_days: int = Field(default=7, ge=1, le=90)
+
+
+class PerformanceMonitoring(_Strict):
+    """Performance in production: measured once outcomes mature, estimated before."""
+
+    # A day is degraded when its recall is significantly (at level alpha) below this.
+    recall_min: float = Field(default=0.85, ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    # A day is judged on at least this many positives with mature outcomes.
+    min_positives: int = Field(default=30, ge=1)
+    # Estimate recall from the model's calibrated scores before outcomes arrive (CBPE), and
+    # let a significant drop request retraining.
+    estimate: bool = True
+
+
+_RENAMED = {
+    "stattest_threshold": "drift.alpha (a false-alarm rate) and drift.min_shift_sd",
+    "drift_share_max": "drift.feature_share",
+    "performance_recall_min": "performance.recall_min",
+    "performance_min_labeled": "performance.min_positives",
+}
 
 
 class Monitoring(_Strict):
-    drift_share_max: float = Field(default=0.3, gt=0, le=1)
-    stattest_threshold: float = Field(default=0.1, gt=0)
+    drift: DriftMonitoring = DriftMonitoring()
+    performance: PerformanceMonitoring = PerformanceMonitoring()
     retrain_cooldown_days: int = Field(default=7, ge=0)
-    # Performance in production, once outcomes are known: a day whose recall (at the
-    # model's threshold) falls below this, on at least this many labelled answers,
-    # requests retraining.
-    performance_recall_min: float = Field(default=0.85, ge=0, le=1)
-    performance_min_labeled: int = Field(default=100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in _RENAMED.items():
+                if old in data:
+                    raise FieldError((old,), f"replaced by monitoring.{new}")
+        return data
 
 
 class Scale(_Strict):
@@ -298,6 +359,13 @@ class UseCase(_Strict):
     def feature_names(self) -> tuple[str, ...]:
         """The model's inputs, in the order the model sees them."""
         return self.features.entity.columns + self.features.request
+
+    @property
+    def categorical_features(self) -> frozenset[str]:
+        """Features the contract declares as categories: text, or a closed list of values."""
+        columns = self.events.columns
+        return frozenset(f for f in self.feature_names if f in columns
+                         and (columns[f].type == "string" or columns[f].allowed))
 
     @property
     def feature_view_name(self) -> str:

@@ -217,8 +217,9 @@ def test_status_reports_champion_challenger_drift_and_the_open_approval(env, tmp
         instance.report_runless_asset_event(dg.AssetMaterialization(
             asset_key=keys.key(use_case, keys.MONITORING, "drift_report"),
             partition="2026-10-20",
-            metadata={"drift_share": 0.33, "drifted": True, "threshold_share": 0.2,
-                      "drifted_features": 3, "model_version": int(first)}))
+            metadata={"drift_share": 0.33, "drifted": True, "judged": True,
+                      "drifted_features": 3, "required_features": 2,
+                      "model_version": int(first)}))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
 
     code, out, _ = run(capsys, "status", "--json")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from lakeloop.snapshots import SnapshotError, current, load_snapshot
+from lakeloop.snapshots import SnapshotError, current, latest_loaded_day, load_snapshot
 
 COLUMNS = {"id": "string", "amount": "double"}
 
@@ -79,3 +79,21 @@ def test_truncated_parquet_is_refused(dirs):
     path.write_bytes(path.read_bytes()[:-20])
     with pytest.raises(SnapshotError, match="not a readable Parquet file"):
         load_snapshot(landing, raw, "2026-09-01", "parquet", COLUMNS)
+
+
+def test_a_day_without_a_file_is_empty_only_where_the_source_says_so(tmp_path):
+    landing, raw = tmp_path / "landing", tmp_path / "raw"
+    landing.mkdir()
+    with pytest.raises(SnapshotError, match="missing_file: empty"):
+        load_snapshot(landing, raw, "2026-09-03", "csv", COLUMNS)
+    snap = load_snapshot(landing, raw, "2026-09-03", "csv", COLUMNS, missing_means_empty=True)
+    assert snap.absent and snap.rows == 0 and current(raw, "2026-09-03").absent
+    # the file lands later: a new snapshot, loaded like any other
+    (landing / "2026-09-03.csv").write_text("id,amount\nx,1\n")
+    late = load_snapshot(landing, raw, "2026-09-03", "csv", COLUMNS, missing_means_empty=True)
+    assert not late.absent and late.rows == 1 and not late.duplicate_of_current
+    # and once loaded, a cleaned-up landing folder keeps what was loaded
+    (landing / "2026-09-03.csv").unlink()
+    kept = load_snapshot(landing, raw, "2026-09-03", "csv", COLUMNS)
+    assert kept.duplicate_of_current and kept.sha256 == late.sha256
+    assert latest_loaded_day(raw) == "2026-09-03"

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from lakeloop import gates, training
+from lakeloop.evidence import Evidence
 from lakeloop.usecase import Gates
 
 
@@ -70,20 +71,57 @@ def test_fairness_ratio_and_tpr_gap():
 
 
 def test_small_groups_are_reported_but_not_judged():
+    """One group large enough and one tiny one: nothing to compare, so no ratio (None, not a
+    ratio of 1.0 that reads as perfectly fair), and the gate says so instead of passing."""
     frame = pd.DataFrame({"g": ["a"] * 300 + ["tiny"] * 5})
     y = np.zeros(305, dtype=int)
     p = np.concatenate([np.zeros(300), np.ones(5)])
     [report] = training.fairness(frame, p, y, 0.5, ["g"], min_group_rows=100)
-    assert report.ignored_groups == ("tiny",)
-    assert report.approval_ratio == 1.0
+    assert report.rate_groups == ["a"]
+    assert report.approval_ratio is None and report.tpr_gap is None
+    assert report.unjudged() == ["a (0 positives: TPR not judged)", "tiny (5 rows)"]
+    verdict = gates.fairness([report], Gates())
+    assert not verdict.passed
+    assert "not enough evidence: 1 of 2 groups" in verdict.description
+    assert "nan" not in verdict.description
+
+
+def test_tpr_gap_with_too_few_positives_is_listed_as_not_judged():
+    frame = pd.DataFrame({"g": ["a"] * 400 + ["b"] * 400})
+    y = np.array(([1] * 60 + [0] * 340) + ([1] * 12 + [0] * 388))
+    p = np.where(y == 1, 0.9, 0.1)
+    [report] = training.fairness(frame, p, y, 0.5, ["g"], min_group_rows=100,
+                                 min_group_positives=50)
+    assert report.approval_ratio is not None and report.tpr_gap is None
+    verdict = gates.fairness([report], Gates())
+    assert verdict.passed
+    assert "TPR gap not judged (1 of 2 groups have 50 positives)" in verdict.description
+    assert "b (12 positives: TPR not judged)" in verdict.description
+    assert "0.000" not in verdict.description
 
 
 def test_performance_gate_explains_its_numbers():
-    metrics = {"recall": 0.85, "auc": 0.95, "rows": 100}
-    verdict = gates.performance(metrics, 0.1, Gates(recall_min=0.9))
+    metrics = {"recall": 0.85, "auc": 0.95, "f1": 0.5, "rows": 400}
+    evidence = Evidence(rows=400, positives=100)
+    verdict = gates.performance(metrics, 0.1, Gates(recall_min=0.9), evidence=evidence)
     assert not verdict.passed
     assert "recall 0.850 < 0.9" in verdict.description
-    assert gates.performance({**metrics, "recall": 0.93}, 0.1, Gates()).passed
+    assert "400 rows: 100 positives, 300 negatives" in verdict.description
+    assert gates.performance({**metrics, "recall": 0.93}, 0.1, Gates(),
+                             evidence=evidence).passed
+
+
+def test_performance_gate_refuses_to_judge_on_too_few_positives():
+    """2 positives in 2,019 rows: no recall, no AUC, no nan; the reason and what to do."""
+    metrics = {"recall": 0.5, "auc": float("nan"), "f1": 0.0, "rows": 2019}
+    verdict = gates.performance(metrics, 0.2, Gates(), evidence=Evidence(2019, 2),
+                                validation=Evidence(900, 40))
+    assert not verdict.passed
+    assert verdict.description.startswith("failed: not enough evidence to judge: the test "
+                                          "window holds 2 positives (at least 30 needed)")
+    assert "wait for more outcomes to mature" in verdict.description
+    assert "nan" not in verdict.description.lower()
+    assert verdict.metadata["test_positives"] == 2
 
 
 def test_no_regression_gate_allows_the_tolerance_and_no_more():
@@ -93,3 +131,9 @@ def test_no_regression_gate_allows_the_tolerance_and_no_more():
     verdict = gates.no_regression(0.77, 0.80, "3", g)
     assert not verdict.passed
     assert "champion v3 0.8000" in verdict.description and "0.7700" in verdict.description
+
+
+def test_fairness_of_no_rows_judges_nothing():
+    [report] = training.fairness(pd.DataFrame({"g": []}), np.array([]), np.array([]), 0.5,
+                                 ["g"])
+    assert report.approval_ratio is None and report.tpr_gap is None and report.unjudged() == []

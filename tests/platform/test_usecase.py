@@ -73,3 +73,21 @@ def test_file_name_must_match_and_names_are_unique(tmp_path):
 def test_bad_yaml_is_reported_with_its_line(tmp_path):
     with pytest.raises(UseCaseError, match="line 2"):
         parse_use_case("name: x\n  bad: [unclosed\n", Path("x.yaml"))
+
+
+def test_renamed_monitoring_settings_say_what_replaced_them():
+    """A use case written for the distance threshold of earlier releases is told where its
+    settings went, on the right line."""
+    text = _broken("  drift:\n", "  stattest_threshold: 0.15\n  drift:\n")
+    with pytest.raises(UseCaseError) as err:
+        parse_use_case(text, Path("credit_risk.yaml"))
+    [problem] = err.value.problems
+    assert problem.where == "monitoring.stattest_threshold"
+    assert "replaced by monitoring.drift.alpha" in problem.message
+    assert problem.line == _line_of(text, "stattest_threshold")
+
+
+def test_a_labels_feed_may_skip_days_an_events_feed_may_not():
+    uc = load_use_case(CREDIT)
+    assert uc.labels.missing_file_means_empty and not uc.events.missing_file_means_empty
+    assert uc.label.maturity_days == 10

@@ -1,0 +1,173 @@
+"""The per-column drift tests, registered in Evidently's stattest registry.
+
+A column drifts when two things hold: the change is *significant* (a two-sample test's
+p-value below the day's per-column level, so that sampling noise alone rarely fires at any
+sample size) and it is *large enough to matter* (an effect size at or above a floor, so that
+at large volumes a statistically detectable but negligible change does not fire either).
+Which test and which effect size depend on the column:
+
+============  ======================================  ======================================
+kind          test (p-value)                           effect size
+============  ======================================  ======================================
+continuous    Kolmogorov-Smirnov (Evidently ``ks``)    Wasserstein distance in reference
+                                                       standard deviations (``wasserstein``)
+binary        two-proportion z-test (Evidently ``z``)  change in the share of one value
+categorical   chi-square test of homogeneity           total variation distance (share of
+                                                       the mass that moved)
+============  ======================================  ======================================
+
+Evidently's own ``chisquare`` is a goodness-of-fit test that takes the reference's shares as
+exact; with a small reference and a large day it fires on the reference's own noise, so the
+categorical test here is the two-sample (contingency table) version.
+
+Each combination is registered once as an Evidently ``StatTest`` whose p-value is the drift
+score, so the HTML report Evidently renders and the verdict the sensors read come from the
+same call on the same rows; ``measure`` runs the same implementation without a report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2_contingency
+
+Kind = Literal["continuous", "binary", "categorical"]
+KINDS: tuple[Kind, ...] = ("continuous", "binary", "categorical")
+# Cells of the contingency table need an expected count of at least this many rows for the
+# chi-square approximation to hold; rarer categories are pooled into one.
+MIN_EXPECTED = 5
+
+TESTS = {"continuous": "Kolmogorov-Smirnov", "binary": "two-proportion z-test",
+         "categorical": "chi-square test of homogeneity"}
+EFFECTS = {"continuous": "Wasserstein distance (reference SDs)",
+           "binary": "change in share", "categorical": "total variation distance"}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One column's comparison: the test's p-value and the effect size."""
+
+    kind: Kind
+    p_value: float
+    effect: float
+    reference_rows: int
+    current_rows: int
+
+    @property
+    def test(self) -> str:
+        return TESTS[self.kind]
+
+    @property
+    def effect_name(self) -> str:
+        return EFFECTS[self.kind]
+
+
+def _evidently():
+    from evidently.legacy.calculations.stattests import (
+        ks_stat_test,
+        wasserstein_stat_test,
+        z_stat_test,
+    )
+    from evidently.legacy.core import ColumnType
+
+    return ks_stat_test, wasserstein_stat_test, z_stat_test, ColumnType
+
+
+def total_variation(reference: pd.Series, current: pd.Series) -> float:
+    """Half the L1 distance between the two category distributions (0: same, 1: disjoint)."""
+    ref = reference.value_counts(normalize=True)
+    cur = current.value_counts(normalize=True)
+    both = ref.index.union(cur.index)
+    return float(0.5 * np.abs(ref.reindex(both, fill_value=0.0)
+                              - cur.reindex(both, fill_value=0.0)).sum())
+
+
+def chi2_homogeneity(reference: pd.Series, current: pd.Series) -> float:
+    """p-value of the chi-square test that both samples come from one category distribution,
+    with categories too rare for the approximation pooled into one cell."""
+    table = pd.DataFrame({"reference": reference.value_counts(),
+                          "current": current.value_counts()}).fillna(0.0)
+    total = table.to_numpy().sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
+    rare = expected.min(axis=1) < MIN_EXPECTED
+    if rare.any():
+        pooled = table[rare].sum()
+        table = table[~rare]
+        if pooled.sum() > 0:
+            table.loc["__rare__"] = pooled
+    if len(table) < 2:
+        return 1.0
+    return float(chi2_contingency(table.to_numpy().T, correction=False)[1])
+
+
+def measure(reference: pd.Series, current: pd.Series, kind: Kind) -> Measurement:
+    """Compare one column of a reference and a current sample (missing values dropped)."""
+    ref, cur = reference.dropna(), current.dropna()
+    if kind == "continuous":
+        ks, wasserstein, _, column_type = _evidently()
+        ref = ref.astype("float64").replace([np.inf, -np.inf], np.nan).dropna()
+        cur = cur.astype("float64").replace([np.inf, -np.inf], np.nan).dropna()
+        p = ks(ref, cur, column_type.Numerical, 1.0).drift_score
+        effect = wasserstein(ref, cur, column_type.Numerical, 1.0).drift_score
+    elif kind == "binary":
+        _, _, z, column_type = _evidently()
+        values = sorted(set(ref.unique()) | set(cur.unique()), key=str)
+        if len(values) < 2:
+            p, effect = 1.0, 0.0
+        else:
+            p = z(ref, cur, column_type.Categorical, 1.0).drift_score
+            effect = abs(float((ref == values[0]).mean() - (cur == values[0]).mean()))
+    else:
+        p, effect = chi2_homogeneity(ref, cur), total_variation(ref, cur)
+    return Measurement(kind, float(p), float(effect), len(ref), len(cur))
+
+
+# --- Evidently registration -----------------------------------------------------------------
+_RECORDER: contextvars.ContextVar[dict[str, Measurement] | None] = contextvars.ContextVar(
+    "lakeloop_drift_recorder", default=None)
+_REGISTERED: dict[tuple[Kind, float], str] = {}
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[dict[str, Measurement]]:
+    """Collect every measurement the registered tests make, by column name, while an
+    Evidently report runs (its drift score is only the p-value; the effect comes from here)."""
+    recorded: dict[str, Measurement] = {}
+    token = _RECORDER.set(recorded)
+    try:
+        yield recorded
+    finally:
+        _RECORDER.reset(token)
+
+
+def stattest_name(kind: Kind, floor: float) -> str:
+    """The Evidently method name of ``kind``'s test with effect floor ``floor``, registered
+    on first use."""
+    key = (kind, float(floor))
+    if key in _REGISTERED:
+        return _REGISTERED[key]
+    from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
+    from evidently.legacy.core import ColumnType
+
+    name = f"lakeloop_{kind}_min_effect_{floor:g}"
+
+    def run(reference: pd.Series, current: pd.Series, _type, threshold: float):
+        result = measure(reference, current, kind)
+        recorded = _RECORDER.get()
+        if recorded is not None and reference.name is not None:
+            recorded[str(reference.name)] = result
+        return result.p_value, bool(result.p_value < threshold and result.effect >= floor)
+
+    register_stattest(StatTest(
+        name=name,
+        display_name=f"{TESTS[kind]} p-value; drift also needs {EFFECTS[kind]} >= {floor:g}",
+        allowed_feature_types=[ColumnType.Numerical, ColumnType.Categorical],
+        default_threshold=0.05), run)
+    _REGISTERED[key] = name
+    return name

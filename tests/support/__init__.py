@@ -1,0 +1,1 @@
+"""What the tests and benchmarks share that is not the platform: generated data, launchers."""
