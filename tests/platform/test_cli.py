@@ -240,7 +240,7 @@ def test_status_reports_champion_challenger_drift_and_the_open_approval(env, tmp
     assert code == 0
     assert f"champion    v{first}, recall 0.930, auc 0.810" in out
     assert f"challenger  v{second}, recall 0.950, auc 0.840" in out
-    assert "2026-10-20: DRIFTED, share 0.33" in out
+    assert "2026-10-20: DRIFTED, 3 features drifted (needs 2)" in out
     assert f"v{second} awaits a decision: `lakeloop approve credit_risk {second}" in out
 
     # A version that does not exist is a message, not an MLflow traceback.
