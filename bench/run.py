@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Result, write  # noqa: E402
 
-BENCHMARKS = ["demo_graph", "lakehouse", "features", "training", "serving", "drift_calibration",
-              "dagster_scale", "production_shape"]
+BENCHMARKS = ["demo_graph", "lakehouse", "features", "training", "serving", "batch_scoring",
+              "drift_calibration", "dagster_scale", "production_shape"]
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

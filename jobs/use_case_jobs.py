@@ -30,8 +30,23 @@ def ingest_selection(use_case: UseCase) -> dg.AssetSelection:
 
 
 def promote_selection(use_case: UseCase) -> dg.AssetSelection:
-    return dg.AssetSelection.assets(keys.key(use_case, keys.DEPLOYMENT, "champion"),
-                                    keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment"))
+    """The champion, and (served online) its deployment."""
+    deployed = [keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment")] \
+        if use_case.serving.online else []
+    return dg.AssetSelection.assets(keys.key(use_case, keys.DEPLOYMENT, "champion"), *deployed)
+
+
+def serving_keys(use_case: UseCase) -> list[dg.AssetKey]:
+    """What a production day serves: the replayed traffic (a demo or backtest) and its log,
+    the batch scores, or both."""
+    out = []
+    if use_case.serving.online:
+        if use_case.serving.replay:
+            out.append(keys.key(use_case, keys.DEPLOYMENT, "traffic_replay"))
+        out.append(keys.key(use_case, keys.MONITORING, "inference_log"))
+    if use_case.serving.batch:
+        out.append(keys.key(use_case, keys.DEPLOYMENT, "batch_scores"))
+    return out
 
 
 def retrain_selection(use_case: UseCase) -> dg.AssetSelection:
@@ -56,13 +71,14 @@ def build(use_case: UseCase) -> tuple[list, list[dg.ScheduleDefinition]]:
     daily = dg.define_asset_job(
         daily_job_name(use_case),
         selection=ingest_selection(use_case) | dg.AssetSelection.assets(
-            keys.key(use_case, keys.DEPLOYMENT, "traffic_replay"),
-            keys.key(use_case, keys.MONITORING, "inference_log"),
+            *serving_keys(use_case),
             keys.key(use_case, keys.MONITORING, "drift_report"),
             keys.key(use_case, keys.MONITORING, "performance_report"),
             keys.key(use_case, keys.MONITORING, "fairness_report")),
-        description=f"{use_case.title}: the day's ingest, traffic, inference log and "
-        "monitoring reports (drift, performance, fairness).",
+        description=f"{use_case.title}: the day's ingest, "
+        + ("replayed traffic and " if use_case.serving.replay and use_case.serving.online
+           else "") + f"{use_case.serving.mode} scores, and monitoring reports (drift, "
+        "performance, fairness).",
         tags={"use_case": use_case.name},
     )
     retrain = dg.define_asset_job(

@@ -102,7 +102,7 @@ def _deployment(materialized):
 def test_endpoint_scores_an_applicant_through_the_feature_transformer(materialized):
     deployment, uc = _deployment(materialized)
     sample = deployment.metadata["sample_request"].value
-    assert set(sample) == {uc.entity.join_key, *uc.features.request}
+    assert set(sample) == {uc.events.key, uc.entity.join_key, *uc.features.request}
     response = requests.post(deployment.metadata["endpoint"].value,
                              json={"jsonData": sample}, timeout=10)
     assert response.status_code == 200, response.text

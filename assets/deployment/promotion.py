@@ -88,6 +88,8 @@ def build(use_case: UseCase) -> list:
             promotion.check_promotable(mlflow, use_case, version)
         except promotion.PromotionError as exc:
             raise dg.Failure(str(exc)) from None
+        if not use_case.serving.online:  # scored in batches: no endpoint to roll out on
+            return promote_for_batch(context, mlflow, use_case, version)
         rt = Runtime(use_case, serving, mlflow, lakehouse, feast)
         previous = mlflow.version_by_alias(use_case.name, CHAMPION)
         previous = None if previous is None else str(previous.version)
@@ -180,6 +182,28 @@ def build(use_case: UseCase) -> list:
         })
 
     return [approval, challenger, champion]
+
+
+def promote_for_batch(context, mlflow: MlflowResource, use_case: UseCase,
+                      version: str) -> dg.MaterializeResult:
+    """A batch-scored use case's challenger becomes champion once approved (if needed):
+    the next batch_scores run scores with it, and every score names its version."""
+    try:
+        move = promotion.to_champion(mlflow, use_case, version,
+                                     reason=f"Dagster run {context.run.run_id}")
+    except promotion.PromotionError as exc:
+        raise dg.Failure(str(exc)) from None
+    card = promotion.log_card(mlflow, use_case, version)
+    decision = (approvals.read(mlflow.client(), use_case.name, version)
+                if use_case.sensitive else None)
+    return dg.MaterializeResult(metadata={
+        "model_version": dg.MetadataValue.int(int(version)),
+        "previous_champion": dg.MetadataValue.text(move.previous or "none"),
+        "decision": dg.MetadataValue.text("promoted; batch scoring uses it from its next run"),
+        "serving": dg.MetadataValue.text("batch"),
+        "approved_by": dg.MetadataValue.text(decision.by if decision else "not required"),
+        "model_card": dg.MetadataValue.md(card),
+    })
 
 
 def decide(mlflow: MlflowResource, use_case: UseCase, version: int, decision: str, by: str,

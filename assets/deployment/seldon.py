@@ -10,22 +10,28 @@ from lakeloop import keys
 from lakeloop.deployment import Runtime, render, serve_champion
 from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource
-from lakeloop.serving import ServingResource, score
+from lakeloop.serving import ServingResource, request_value, score
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import CHAMPION, MlflowResource
 from lakeloop.usecase import UseCase
 
+SMOKE_KEY = "smoke-test"
+
 
 def sample_instance(spark: SparkResource, lakehouse: LakehouseResource, use_case: UseCase):
-    """A real applicant and request from the latest events, for smoke tests."""
+    """A request as a client sends it, for a real entity of the latest events (smoke tests).
+    Its event key is not a real event's, so it never joins an outcome; without an event
+    time it is logged at the moment it is sent."""
     from pyspark.sql import functions as F
 
     events = lakehouse.table(keys.key(use_case, keys.LAKEHOUSE,
                                      f"silver_{use_case.events_name}"))
-    fields = [use_case.entity.join_key, *use_case.features.request]
-    row = (spark.session().read.format("delta").load(str(events)).select(*fields)
+    join_key = use_case.entity.join_key
+    row = (spark.session().read.format("delta").load(str(events))
+           .select(join_key, *use_case.features.request)
            .orderBy(F.col(use_case.events.event_time).desc()).first())
-    return {f: (row[f] if f == use_case.entity.join_key else float(row[f])) for f in fields}
+    return {use_case.events.key: SMOKE_KEY, join_key: str(row[join_key]),
+            **{f: request_value(use_case, f, row[f]) for f in use_case.features.request}}
 
 
 def write_manifest(lakehouse: LakehouseResource, asset_key: dg.AssetKey, name: str,
@@ -38,6 +44,8 @@ def write_manifest(lakehouse: LakehouseResource, asset_key: dg.AssetKey, name: s
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
+    if not use_case.serving.online:
+        return []
     champion_key = keys.key(use_case, keys.DEPLOYMENT, "champion")
     online_key = keys.key(use_case, keys.FEATURES, "online_features")
 
@@ -75,7 +83,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                                               context.run.run_id)
         instance = sample_instance(spark, lakehouse, use_case)
         started = time.perf_counter()
-        answer = score(endpoint.url, [instance], tags={"request_key": "deployment-smoke-test"})
+        answer = score(endpoint.url, [instance])
         latency_ms = (time.perf_counter() - started) * 1000
         probability, prediction = answer["data"]["ndarray"][0]
         context.log.info(f"{endpoint.predictions_url} answered p={probability:.4f}")

@@ -1,9 +1,11 @@
-"""Traffic replay: each day's applications sent to the live endpoint, as the front end would.
+"""Traffic replay: each day's events sent to the live endpoint, as the front end would.
 
-With a real deployment the application front end calls the endpoint and this asset is not
-needed; locally it turns the landed history into production traffic, so the inference log,
-the monitoring reports and the retraining loop run on real requests. Each request carries
-its event's own time, so a replayed day lands in its own partition of the log.
+A demo and backtest option (``serving.replay`` in the use case): with real clients calling
+the endpoint the asset does not exist. Locally it turns the landed history into production
+traffic, so the inference log, the monitoring reports and the retraining loop run on real
+requests. Each request is exactly what the README documents a client sends: the event's key
+and time, the entity's key and the request-time fields, so a replayed day lands in its own
+partition of the log and joins its outcomes like any client's request.
 """
 
 import json
@@ -20,7 +22,7 @@ from lakeloop.deployment import Runtime, ensure_champion, render
 from lakeloop.features import FeastResource
 from lakeloop.lakehouse import LakehouseResource, read_window
 from lakeloop.partitions import backfill_policy, daily_partitions, window_of
-from lakeloop.serving import ServingResource, graph_request
+from lakeloop.serving import ServingResource, graph_request, request_value
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import CHAMPION, MlflowResource
 from lakeloop.usecase import UseCase
@@ -29,21 +31,20 @@ REPLAY_CONCURRENCY = 4
 
 
 def replay_requests(frame, use_case: UseCase) -> list[dict]:
-    """Each event as the front end sends it: the applicant's id and the request-time fields
-    (the transformer fetches the rest from the feature store)."""
+    """Each event as a client sends it (see the README): its key and time, the entity's key
+    and the request-time fields (the transformer fetches the rest from the feature store)."""
     events = use_case.events
     join_key = use_case.entity.join_key
     out = []
-    for row in frame.itertuples(index=False):
-        record = row._asdict()
-        instance = {join_key: str(record[join_key]),
-                    **{f: float(record[f]) for f in use_case.features.request}}
-        out.append(graph_request(
-            [instance], puid=f"replay-{record[events.key]}",
-            tags={"request_key": str(record[events.key]),
-                  "entity_key": str(record[join_key]),
-                  "event_time": record[events.event_time].isoformat()}))
+    for record in frame.to_dict("records"):
+        instance = {events.key: str(record[events.key]),
+                    events.event_time: record[events.event_time].isoformat() + "Z",
+                    join_key: str(record[join_key]),
+                    **{f: request_value(use_case, f, record[f])
+                       for f in use_case.features.request}}
+        out.append(graph_request([instance], puid=f"replay-{record[events.key]}"))
     return out
+
 
 
 def logged_request_ids(log_dir: Path, days: list[str]) -> set[str]:
@@ -56,6 +57,8 @@ def logged_request_ids(log_dir: Path, days: list[str]) -> set[str]:
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
+    if not (use_case.serving.replay and use_case.serving.online):
+        return []
     events_key = keys.key(use_case, keys.LAKEHOUSE, f"silver_{use_case.events_name}")
     gold_key = keys.key(use_case, keys.LAKEHOUSE, use_case.gold_table)
     deployment_key = keys.key(use_case, keys.DEPLOYMENT, "seldon_deployment")

@@ -53,9 +53,12 @@ def compare(offline: dict, online: dict[str, list], key: str, features, toleranc
             continue
         for feature in features:
             got, want = online[feature][i], expected[feature]
-            same = (got is None and want is None) or (
-                got is not None and want is not None
-                and abs(float(got) - float(want)) <= tolerance * max(1.0, abs(float(want))))
+            if got is None or want is None:
+                same = got is None and want is None
+            elif isinstance(want, str) or isinstance(got, str):  # a category
+                same = str(got) == str(want)
+            else:
+                same = abs(float(got) - float(want)) <= tolerance * max(1.0, abs(float(want)))
             if not same:
                 mismatches.append(f"{entity}.{feature}: online {got!r}, offline {want!r}")
     return mismatches

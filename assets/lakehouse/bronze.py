@@ -47,8 +47,10 @@ def _bronze(spark, snapshots: list[Snapshot], source: Source):
         header = header_of(snap.path, source.format)
         if source.format == "csv":
             schema = StructType([StructField(c, StringType()) for c in header])
+            # multiLine: a quoted value may hold line breaks (free text, addresses).
             df = (spark.read.schema(schema).option("header", True)
-                  .option("mode", "PERMISSIVE").option("encoding", "UTF-8").csv(snap.path))
+                  .option("mode", "PERMISSIVE").option("encoding", "UTF-8")
+                  .option("multiLine", True).csv(snap.path))
             row = (F.col("_metadata.file_block_start")
                    + F.expr("monotonically_increasing_id() & 8589934591"))
         else:

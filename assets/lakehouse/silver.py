@@ -13,7 +13,7 @@ from lakeloop.usecase import Source, UseCase
 LINEAGE = ["_snapshot_hash", "_source_file", "_row", "_ingested_at"]
 EXAMPLES_PER_RULE = 3
 CHECKS = (quality.RECONCILIATION, quality.QUARANTINE_RATE, quality.FRESHNESS,
-          quality.ROW_COUNT, quality.UNIQUE_ACROSS_DAYS)
+          quality.ROW_COUNT, quality.UNIQUE_ACROSS_DAYS, quality.NULL_RATE)
 
 
 def _split(bronze, source: Source, repeats):
@@ -59,17 +59,22 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
     quarantine_key = keys.key(use_case, keys.LAKEHOUSE, f"quarantine_{source_name}")
     events_key = keys.key(use_case, keys.LAKEHOUSE, f"silver_{use_case.events_name}")
     common = keys.common(use_case, keys.LAKEHOUSE, "spark", "delta")
+    null_limits = {n: c.max_null_rate for n, c in source.columns.items()
+                   if c.max_null_rate is not None}
     descriptions = {
         quality.RECONCILIATION: "every day: rows in = rows accepted + rows quarantined",
         quality.QUARANTINE_RATE: f"share of a day's rows quarantined (warn above "
         f"{source.checks.quarantine_rate_warn:.0%}, error above "
         f"{source.checks.quarantine_rate_error:.0%})",
         quality.FRESHNESS: f"each day's snapshot holds events from its last "
-        f"{source.checks.freshness_hours:g} hours",
+        f"{source.checks.freshness_hours:g} hours, all dated on its own day (UTC)",
         quality.ROW_COUNT: f"each day's row count within {source.checks.row_count_min_ratio}x.."
         f"{source.checks.row_count_max_ratio}x of the trailing "
         f"{source.checks.row_count_window_days}-day mean",
         quality.UNIQUE_ACROSS_DAYS: f"each {source.key} arrives on one day only",
+        quality.NULL_RATE: "missing values per column and day within the contract's "
+        "max_null_rate" + (f" ({', '.join(f'{c} {r:.0%}' for c, r in null_limits.items())})"
+                           if null_limits else " (none declared)"),
     }
 
     @dg.multi_asset(
@@ -118,8 +123,12 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
         bronze_days = _counts(read_table(session, lakehouse.table(bronze_key))
                               .where((F.col("ds") >= since) & (F.col("ds") <= until)),
                               F.count("*").alias("n"))
-        accepted = _counts(written, F.count("*").alias("n"),
-                           F.max(source.event_time).alias("newest"))
+        accepted = _counts(
+            written, F.count("*").alias("n"), F.max(source.event_time).alias("newest"),
+            F.sum(F.when(F.to_date(source.event_time) != F.col("ds"), 1).otherwise(0))
+            .alias("outside"),
+            *[F.sum(F.when(F.col(f"`{c}`").isNull(), 1).otherwise(0)).alias(f"null_{i}")
+              for i, c in enumerate(null_limits)])
         rejected = _counts(quarantined, F.count("*").alias("n"))
         per_day = {d: quality.DayCounts(
             rows_in=bronze_days[d]["n"] if d in bronze_days else 0,
@@ -153,9 +162,15 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
             quality.reconcile(per_day),
             quality.quarantine_rate(per_day, reasons, examples, source.checks),
             quality.freshness({d: accepted[d]["newest"] if d in accepted else None
-                               for d in days}, source.checks),
+                               for d in days}, source.checks,
+                              {d: int(accepted[d]["outside"] or 0) for d in accepted}),
             quality.row_count({d: r["n"] for d, r in bronze_days.items()}, days, source.checks),
             quality.unique_across_days(source.key, dup_count, dup_examples, source.checks),
+            quality.null_rate(
+                {d: {c: int(accepted[d][f"null_{i}"] or 0) for i, c in enumerate(null_limits)}
+                 for d in accepted},
+                {d: accepted[d]["n"] if d in accepted else 0 for d in days},
+                null_limits, source.checks),
         ]
         total_in = sum(c.rows_in for c in per_day.values())
         total_q = sum(c.quarantined for c in per_day.values())

@@ -9,7 +9,7 @@ from lakeloop import keys
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource
 from lakeloop.monitoring import drift
-from lakeloop.monitoring.answers import live_answers
+from lakeloop.monitoring.answers import answer_keys, live_answers
 from lakeloop.monitoring.reference import load_reference
 from lakeloop.partitions import backfill_policy, daily_partitions
 from lakeloop.spark import SparkResource
@@ -49,7 +49,6 @@ def metadata(verdict: drift.DriftVerdict, version: str, ts_version: int,
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
-    log_key = keys.key(use_case, keys.MONITORING, "inference_log")
     rule = use_case.monitoring.drift
     features = list(use_case.feature_names)
     categorical = use_case.categorical_features
@@ -60,7 +59,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         "rows of the model that answered.\n\nA two-sample test per column at a day-level "
         "false-alarm rate, and an effect-size floor; small days are judged with the days "
         "before them. Evidently's HTML report and JSON.",
-        deps=[log_key],
+        deps=answer_keys(use_case),
         partitions_def=daily_partitions(use_case),
         backfill_policy=backfill_policy(use_case),
         output_required=False,

@@ -31,7 +31,8 @@ def log_schema():
         StructField("model_name", StringType()),
         StructField("model_version", StringType()),
         StructField("predictor", StringType()),
-        StructField("features", MapType(StringType(), DoubleType())),
+        # Values as text: numbers and categories side by side; typed per feature on ingest.
+        StructField("features", MapType(StringType(), StringType())),
         StructField("probability", DoubleType()),
         StructField("prediction", IntegerType()),
         StructField("status", IntegerType()),
@@ -55,21 +56,27 @@ def _inference_log(spark, files: list[str], use_case: UseCase):
         "model_name", "model_version",
         F.when(F.coalesce(F.col("predictor"), F.lit("")) == "", F.lit("direct"))
         .otherwise(F.col("predictor")).alias("predictor"),
-        *[F.col("features").getItem(f).alias(f) for f in use_case.feature_names],
+        *[F.col("features").getItem(f).cast(use_case.feature_type(f)).alias(f)
+          for f in use_case.feature_names],
         "probability", "prediction", "status", "error", "latency_ms",
         F.to_date("ds").alias("ds"),
     ))
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
-    replay_key = keys.key(use_case, keys.DEPLOYMENT, "traffic_replay")
+    if not use_case.serving.online:
+        return []
+    # What fills the request log: the replay of landed events (a demo or backtest), or
+    # clients calling the deployed endpoint.
+    upstream = keys.key(use_case, keys.DEPLOYMENT, "traffic_replay" if use_case.serving.replay
+                        else "seldon_deployment")
     requests_key = keys.key(use_case, keys.MONITORING, "requests")
 
     @dg.asset(
         key=keys.key(use_case, keys.MONITORING, "inference_log"),
         description="Every request and answer of the endpoints, ingested from their buffered "
         "logs into Delta.\n\nFeatures, probability, model version, status and latency.",
-        deps=[replay_key],
+        deps=[upstream],
         partitions_def=daily_partitions(use_case),
         backfill_policy=backfill_policy(use_case),
         **keys.common(use_case, keys.MONITORING, "spark", "delta"),

@@ -11,7 +11,7 @@ from lakeloop import keys
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import LakehouseResource
 from lakeloop.monitoring import performance as perf
-from lakeloop.monitoring.answers import live_answers
+from lakeloop.monitoring.answers import answer_keys, live_answers
 from lakeloop.monitoring.reference import Reference, load_reference
 from lakeloop.partitions import backfill_policy, daily_partitions
 from lakeloop.snapshots import latest_loaded_day
@@ -61,12 +61,11 @@ def _days(context, spark: SparkResource, lakehouse: LakehouseResource,
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
-    log_key = keys.key(use_case, keys.MONITORING, "inference_log")
     labeled_key = keys.key(use_case, keys.LAKEHOUSE, use_case.labeled_table)
     rule, gates = use_case.monitoring.performance, use_case.gates
     maturity = use_case.label.maturity_days
     common = {
-        "deps": [log_key, labeled_key],
+        "deps": [*answer_keys(use_case), labeled_key],
         "partitions_def": daily_partitions(use_case),
         "backfill_policy": backfill_policy(use_case),
         "output_required": False,

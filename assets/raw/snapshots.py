@@ -40,9 +40,14 @@ def _snapshot_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
             except SnapshotError as exc:
                 problems.append(str(exc))
         if problems:
+            # Said in full in the run's log (what a CLI run shows) and the failure itself.
+            for problem in problems:
+                context.log.error(f"{source_name}: {problem}")
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                               if len(problems) > 5 else "")
             raise dg.Failure(
                 description=f"{len(problems)} of {len(context.partition_keys)} snapshots "
-                f"of {source_name} could not be loaded; nothing downstream ran.",
+                f"of {source_name} could not be loaded, so no table was written: {shown}",
                 metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems))},
             )
         loaded = [load_snapshot(landing, raw_dir, ds, source.format, contract,

@@ -20,6 +20,7 @@ import pydantic
 
 from lakeloop import gates as gate_checks
 from lakeloop import keys
+from lakeloop.encoding import ENCODING_TAG, Encoding
 from lakeloop.evidence import Evidence, number
 from lakeloop.gates import FAIRNESS_GATE, PERFORMANCE_GATE, REGRESSION_GATE
 from lakeloop.k8s import pod_tags
@@ -99,10 +100,10 @@ def snapshot_hashes(session, path, version: int) -> list[str]:
     return sorted(r[0] for r in rows if r[0])
 
 
-def fit(session, path, version: int, split, use_case: UseCase, resolved: dict[str, Any]):
+def fit(session, path, version: int, split, use_case: UseCase, resolved: dict[str, Any],
+        encoding: Encoding):
     from lakeloop import training
 
-    features = list(use_case.feature_names)
     if resolved["engine"] == "spark":
         from pyspark.sql import functions as F
 
@@ -112,10 +113,10 @@ def fit(session, path, version: int, split, use_case: UseCase, resolved: dict[st
         train_df = table.where(F.col(EVENT_TIMESTAMP) < F.lit(train_end))
         val_df = table.where((F.col(EVENT_TIMESTAMP) >= F.lit(train_end))
                              & (F.col(EVENT_TIMESTAMP) < F.lit(test_start)))
-        return training.train_spark(train_df, val_df, features, LABEL, resolved["params"],
+        return training.train_spark(train_df, val_df, encoding, LABEL, resolved["params"],
                                     resolved["num_boost_round"],
                                     resolved["early_stopping_rounds"])
-    return training.train(split, features, LABEL, resolved["params"],
+    return training.train(split, encoding, LABEL, resolved["params"],
                           resolved["num_boost_round"], resolved["early_stopping_rounds"])
 
 
@@ -217,7 +218,7 @@ def build(use_case: UseCase) -> list:
     def candidate_model(context: dg.AssetExecutionContext, config: TrainingConfig,
                         spark: SparkResource, lakehouse: LakehouseResource,
                         mlflow: MlflowResource):
-        import numpy as np
+        import pandas as pd
 
         from lakeloop import training
         from lakeloop.deployment import load_booster
@@ -232,9 +233,10 @@ def build(use_case: UseCase) -> list:
         snapshots = snapshot_hashes(session, ts_path, ts_version)
         requested = config.model_dump()
         resolved = resolve(use_case, requested, len(split.train))
+        encoding = Encoding.for_use_case(use_case, split.train)
 
         started = time.perf_counter()
-        model = fit(session, ts_path, ts_version, split, use_case, resolved)
+        model = fit(session, ts_path, ts_version, split, use_case, resolved, encoding)
         train_seconds = time.perf_counter() - started
         preds = {name: model.predict(getattr(split, name))
                  for name in ("train", "validation", "test")}
@@ -269,7 +271,7 @@ def build(use_case: UseCase) -> list:
         champion_auc = None
         if champion is not None:
             booster, cfg = load_booster(mlflow, use_case.name, str(champion.version))
-            x = split.test[cfg["features"]].to_numpy(dtype=np.float32)
+            x = cfg["encoding"].encode_frame(split.test)
             champion_auc = training.classification_metrics(
                 labels["test"], booster.inplace_predict(x), float(cfg["threshold"]))["auc"]
         verdicts = [gate_checks.performance(test, threshold, gates, evidence=evidence["test"],
@@ -336,7 +338,7 @@ def build(use_case: UseCase) -> list:
             ml.log_dict({"requested": requested, "resolved": resolved,
                          "training_set_version": ts_version}, "training_config.json")
             ml.log_dict({"features": list(use_case.feature_names), "threshold": threshold,
-                         "use_case": use_case.name,
+                         "encoding": encoding.to_dict(), "use_case": use_case.name,
                          "feature_service": lineage.get("feature_service", ""),
                          "label_positive": str(use_case.label.positive)},
                         "serving/config.json")
@@ -349,8 +351,9 @@ def build(use_case: UseCase) -> list:
                     (Path(tmp) / name).write_bytes(data)
                 ml.log_artifacts(tmp)
             ml.log_text(fairness_table(fair), "fairness.md")
-            sample = split.test[list(use_case.feature_names)].head(5).astype("float32")
-            signature = ml.models.infer_signature(sample, model.predict(sample))
+            head = split.test.head(5)
+            sample = pd.DataFrame(model.matrix(head), columns=encoding.columns)
+            signature = ml.models.infer_signature(sample, model.predict(head))
             info = ml.xgboost.log_model(
                 model.booster, name="model", model_format="ubj", signature=signature,
                 input_example=sample, registered_model_name=use_case.name,
@@ -370,6 +373,7 @@ def build(use_case: UseCase) -> list:
             "dagster_run_url": dagster_url,
             "threshold": f"{threshold:.8f}",
             "features": json.dumps(list(use_case.feature_names)),
+            ENCODING_TAG: encoding.to_json(),
             "feature_service": lineage.get("feature_service", ""),
             "model_sha256": model_sha,
             "training_set_version": str(ts_version),
@@ -449,12 +453,13 @@ def build(use_case: UseCase) -> list:
         ts_version = int(recorded["training_set_version"])
         _, split = load_split(session, ts_path, ts_version, use_case)
         resolved = resolve(use_case, recorded["requested"], len(split.train))
-        again = fit(session, ts_path, ts_version, split, use_case, resolved)
+        again = fit(session, ts_path, ts_version, split, use_case, resolved,
+                    Encoding.for_use_case(use_case, split.train))
         from lakeloop.deployment import load_booster
 
         original, _ = load_booster(mlflow, use_case.name, version)
         same_bytes = again.sha256() == mv.tags["model_sha256"]
-        x = split.test[list(use_case.feature_names)].to_numpy(dtype=np.float32)
+        x = again.matrix(split.test)
         diff = float(np.max(np.abs(again.booster.inplace_predict(x)
                                    - original.inplace_predict(x)))) if len(x) else 0.0
         passed = same_bytes and diff == 0.0
@@ -483,20 +488,19 @@ def build(use_case: UseCase) -> list:
     def onnx_parity_gate(context: dg.AssetCheckExecutionContext, spark: SparkResource,
                          lakehouse: LakehouseResource,
                          mlflow: MlflowResource) -> dg.AssetCheckResult:
-        import numpy as np
 
         from lakeloop.onnx_export import parity
 
         version = candidate_version(context, model_key)
         from lakeloop.deployment import load_booster
 
-        booster, _ = load_booster(mlflow, use_case.name, version)
+        booster, cfg = load_booster(mlflow, use_case.name, version)
         mv = mlflow.client().get_model_version(use_case.name, version)
         _, split = load_split(spark.session(), lakehouse.table(training_set_key),
                               int(mv.tags["training_set_version"]), use_case)
-        golden = split.test.head(GOLDEN_ROWS)[list(use_case.feature_names)]
+        golden = cfg["encoding"].encode_frame(split.test.head(GOLDEN_ROWS))
         try:
-            result = parity(booster, golden.to_numpy(dtype=np.float32))
+            result = parity(booster, golden)
         except Exception as exc:  # a converter failure is a failed gate, not a crash
             description = f"v{version}: the ONNX export failed: {type(exc).__name__}: {exc}"
             _mark_failed(mlflow, use_case.name, version, ONNX_GATE)

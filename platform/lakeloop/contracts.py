@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lakeloop import rules
 from lakeloop.usecase import Column, Source
 
 if TYPE_CHECKING:
@@ -35,20 +36,42 @@ def _literal(value):
     return F.lit(value)
 
 
-def _rules(name: str, column: Column, raw: SparkColumn, typed: SparkColumn):
+# Integers are read through a double, so 3.0 (how pandas writes an int column that has a
+# missing value) is 3, and 3.5 is refused as not whole; 2**53 bounds exact doubles.
+MAX_EXACT_INT = 2**53 - 1
+
+
+def typed_value(raw: SparkColumn, type_: str) -> SparkColumn:
+    """The contract type's value of a trimmed text, or null when it does not parse."""
     from pyspark.sql import functions as F
 
-    yield (raw.isNotNull() & typed.isNull(), f"{name}: not a valid {column.type}")
+    if type_ == "int":
+        number = raw.try_cast("double")
+        return F.when((number == F.floor(number)) & (F.abs(number) <= MAX_EXACT_INT),
+                      number.cast("bigint"))
+    return raw.try_cast(SPARK_TYPES[type_])
+
+
+def _rules(name: str, column: Column, raw: SparkColumn, typed: SparkColumn):
+    """(broken, message) per rule; the messages are lakeloop.rules', which serving uses."""
+    from pyspark.sql import functions as F
+
+    if column.type == "int":
+        number = raw.try_cast("double")
+        yield (raw.isNotNull() & typed.isNull() & number.isNull(),
+               rules.not_valid(name, column.type))
+        yield (raw.isNotNull() & typed.isNull() & number.isNotNull(), rules.not_whole(name))
+    else:
+        yield (raw.isNotNull() & typed.isNull(), rules.not_valid(name, column.type))
     if not column.nullable:
-        yield (raw.isNull(), f"{name}: null in a non-nullable column")
+        yield (raw.isNull(), rules.null_in_required(name))
     if column.min is not None:
-        yield (typed < F.lit(column.min), f"{name}: below the minimum {column.min:g}")
+        yield (typed < F.lit(column.min), rules.below_minimum(name, column.min))
     if column.max is not None:
-        yield (typed > F.lit(column.max), f"{name}: above the maximum {column.max:g}")
-    if column.allowed is not None:
+        yield (typed > F.lit(column.max), rules.above_maximum(name, column.max))
+    if column.allowed is not None and column.other is None:  # with other: it goes there
         allowed = [_literal(v) for v in column.allowed]
-        shown = ", ".join(str(v) for v in column.allowed)
-        yield (~typed.isin(*allowed), f"{name}: not one of the allowed values ({shown})")
+        yield (~typed.isin(*allowed), rules.not_allowed(name, column.allowed))
 
 
 @dataclass
@@ -134,12 +157,17 @@ def apply_contract(bronze: DataFrame, source: Source,
     passthrough = [c for c in bronze.columns if c not in source.columns]
     # Stage 1: the raw text, trimmed (empty -> null), and its typed value, each computed once;
     # the rules must see the raw text (a value that does not parse is a type error).
+    markers = [F.lit(m.strip()) for m in source.null_values] or [F.lit("")]
+
+    def raw_text(column: str) -> SparkColumn:
+        trimmed = F.trim(F.col(f"`{column}`"))
+        return F.when(trimmed.isin(*markers) | (trimmed == ""), F.lit(None)).otherwise(trimmed)
+
     staged = bronze.select(
         *[F.col(f"`{c}`") for c in passthrough],
-        *[F.nullif(F.trim(F.col(f"`{n}`")), F.lit("")).alias(f"__raw_{i}")
-          for i, n in enumerate(names)])
+        *[raw_text(n).alias(f"__raw_{i}") for i, n in enumerate(names)])
     staged = staged.select(
-        "*", *[F.col(f"__raw_{i}").try_cast(SPARK_TYPES[source.columns[n].type])
+        "*", *[typed_value(F.col(f"__raw_{i}"), source.columns[n].type)
                .alias(f"__typed_{i}") for i, n in enumerate(names)])
     repeats = repeats if repeats is not None else {
         n: repeated_keys(bronze, n) for n, c in source.columns.items() if c.unique}

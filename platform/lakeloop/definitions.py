@@ -16,7 +16,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def use_case_assets(use_case: UseCase) -> list:
-    from assets.deployment import promotion, seldon, traffic
+    from assets.deployment import batch, promotion, seldon, traffic
     from assets.features import feast_store
     from assets.lakehouse import bronze, gold, labeled, silver
     from assets.monitoring import drift, inference_log, quality
@@ -24,7 +24,7 @@ def use_case_assets(use_case: UseCase) -> list:
     from assets.training import model, training_set
 
     modules = (snapshots, bronze, silver, gold, labeled, feast_store, training_set, model,
-               promotion, seldon, traffic, inference_log, drift, quality)
+               promotion, seldon, traffic, batch, inference_log, drift, quality)
     return [a for module in modules for a in module.build(use_case)]
 
 

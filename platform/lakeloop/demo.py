@@ -351,7 +351,7 @@ def _final_state(defs, use_case, resources) -> dict:
     endpoint, predictor = ensure_champion(Runtime(use_case, resources["serving"], mlflow,
                                                   lakehouse, resources["feast"]))
     instance = sample_instance(resources["spark"], lakehouse, use_case)
-    answer = score(endpoint.url, [instance], tags={"request_key": "demo-summary"})
+    answer = score(endpoint.url, [instance])
     return {
         "tables": tables,
         "registry": {"model": use_case.name, "aliases": aliases},

@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.encoding import ENCODING_TAG, Encoding
 from lakeloop.features import FeastResource, feature_service_name
 from lakeloop.lakehouse import LakehouseResource
 from lakeloop.serving import (
@@ -28,6 +29,7 @@ from lakeloop.serving import (
     ManifestPredictor,
     ServingResource,
     render_seldon_deployment,
+    request_schema,
 )
 from lakeloop.tracking import CHALLENGER, CHAMPION, MlflowResource
 from lakeloop.usecase import UseCase
@@ -108,8 +110,12 @@ def model_files(mlflow: MlflowResource, name: str, version: str) -> tuple[Path, 
     ml = mlflow.setup()
     model_dir = Path(ml.artifacts.download_artifacts(f"models:/{name}/{version}"))
     tags = mlflow.client().get_model_version(name, version).tags
-    config = {"features": json.loads(tags["features"]), "threshold": float(tags["threshold"]),
-              "feature_service": tags.get("feature_service", "")}
+    features = json.loads(tags["features"])
+    config = {"features": features, "threshold": float(tags["threshold"]),
+              "feature_service": tags.get("feature_service", ""),
+              # How the features become the model's columns (categories one-hot); versions
+              # registered before categorical features take every feature as a number.
+              "encoding": Encoding.from_json(tags.get(ENCODING_TAG), features)}
     return model_dir, config
 
 
@@ -121,6 +127,7 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     model = rt.serving.start(component_name(use_case, role, "model"), MODEL_CLASS, {
         "model_path": str(model_dir / "model.ubj"),
         "features": json.dumps(config["features"]),
+        "encoding": config["encoding"].to_json(),
         "threshold": config["threshold"],
         "model_name": use_case.name,
         "model_version": version,
@@ -135,6 +142,7 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
         "entity_key": use_case.entity.join_key,
         "request_features": json.dumps(list(use_case.features.request)),
         "features": json.dumps(config["features"]),
+        "schema": json.dumps(request_schema(use_case)),
         "model_name": use_case.name,
         "model_version": version,
         "log_dir": str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))),
@@ -202,7 +210,8 @@ def render(rt: Runtime, rollout: str, champion: str, challenger: str | None = No
     def predictor(version: str, role: str, traffic: int, shadow: bool = False):
         _, config = model_files(rt.mlflow, rt.use_case.name, version)
         return ManifestPredictor(role, version, config["features"], config["threshold"],
-                                 config["feature_service"], traffic, shadow)
+                                 config["feature_service"], traffic, shadow,
+                                 config["encoding"].to_json())
 
     if rollout == "champion" or challenger is None:
         predictors = [predictor(champion, CHAMPION, 100)]
@@ -220,11 +229,13 @@ def render(rt: Runtime, rollout: str, champion: str, challenger: str | None = No
         request_features=list(rt.use_case.features.request),
         feature_server_url=rt.serving.cluster_feature_server_url, predictors=predictors,
         rollout=rollout, replicas=rt.use_case.serving.replicas,
-        data_claim=rt.serving.cluster_data_claim, data_mount=rt.serving.cluster_data_mount)
+        data_claim=rt.serving.cluster_data_claim, data_mount=rt.serving.cluster_data_mount,
+        schema=request_schema(rt.use_case))
 
 
 def load_booster(mlflow: MlflowResource, name: str, version: str):
-    """The registered model as an in-process XGBoost booster, and its serving config."""
+    """The registered model as an in-process XGBoost booster, and its serving config
+    (``config["encoding"]`` turns a frame of features into the booster's input)."""
     import xgboost as xgb
 
     model_dir, config = model_files(mlflow, name, version)

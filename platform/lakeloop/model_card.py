@@ -6,6 +6,24 @@ import json
 from typing import Any
 
 
+def _features(tags: dict[str, str]) -> list[str]:
+    """Each input feature, and for a categorical one its categories (one 0/1 column each)."""
+    features = json.loads(tags.get("features", "[]") or "[]")
+    encoding = json.loads(tags.get("encoding", "{}") or "{}").get("categorical", {})
+    lines = []
+    for name in features:
+        if name in encoding:
+            levels = encoding[name]["levels"]
+            other = encoding[name].get("other")
+            lines.append(f"- `{name}`: categorical, {len(levels)} categories ("
+                         + ", ".join(levels[:12]) + (", ..." if len(levels) > 12 else "")
+                         + (f"; unknown ones count as {other}" if other else
+                            "; an unknown one is refused") + ")")
+        else:
+            lines.append(f"- `{name}`: numeric (a missing value is XGBoost's to route)")
+    return lines or ["- not recorded"]
+
+
 def render(*, use_case, version: str, tags: dict[str, str], metrics: dict[str, float],
            gates: dict[str, dict[str, Any]], fairness_table: str, approval) -> str:
     lineage = json.loads(tags.get("lakeloop.source_versions", "{}") or "{}")
@@ -20,6 +38,9 @@ def render(*, use_case, version: str, tags: dict[str, str], metrics: dict[str, f
         "flagged as a likely default",
         f"- model file sha256 `{tags.get('model_sha256', '?')[:16]}`; portable ONNX export "
         f"max |difference| {tags.get('onnx_max_abs_diff', 'not exported yet')}",
+        "",
+        "## Features",
+        *_features(tags),
         "",
         "## Data",
         f"- training set: Delta version {tags.get('lakeloop.training_set_version', '?')}, "

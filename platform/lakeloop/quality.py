@@ -19,6 +19,7 @@ QUARANTINE_RATE = "quarantine_rate"
 FRESHNESS = "freshness"
 ROW_COUNT = "row_count_anomaly"
 UNIQUE_ACROSS_DAYS = "key_unique_across_days"
+NULL_RATE = "null_rate"
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,13 @@ def quarantine_rate(per_day: dict[str, DayCounts], reasons: list[tuple[str, int]
                        if reason_rows else "none"})
 
 
-def freshness(newest_event: dict[str, dt.datetime | None], checks: SourceChecks) -> Outcome:
-    """Each day's newest accepted event is recent; a day without rows has nothing to judge
-    (the row-count check speaks for it) and is listed as such."""
+def freshness(newest_event: dict[str, dt.datetime | None], checks: SourceChecks,
+              outside: dict[str, int] | None = None) -> Outcome:
+    """Each day's newest accepted event is recent, and each file's events belong to its day
+    (after their offsets are normalised to UTC); a day without rows has nothing to judge (the
+    row-count check speaks for it) and is listed as such."""
     limit = dt.timedelta(hours=checks.freshness_hours)
+    outside = {d: n for d, n in (outside or {}).items() if n}
     stale, empty = {}, []
     for day, newest in sorted(newest_event.items()):
         if newest is None:
@@ -102,13 +106,45 @@ def freshness(newest_event: dict[str, dt.datetime | None], checks: SourceChecks)
                                       dt.time())
         if day_end - newest.replace(tzinfo=None) > limit:
             stale[day] = newest
-    text = "; ".join(f"{d}: newest event {n}" for d, n in stale.items())
+    problems = []
+    if stale:
+        problems.append(f"{len(stale)} day(s) deliver no event newer than "
+                        f"{checks.freshness_hours:g}h before the day's end: "
+                        + "; ".join(f"{d}: newest event {n}" for d, n in stale.items()))
+    if outside:
+        problems.append(f"{sum(outside.values())} event(s) dated outside their file's day "
+                        "(UTC): " + "; ".join(f"{d}: {n}" for d, n in sorted(outside.items())))
     note = f" ({len(empty)} day(s) without rows: {', '.join(empty)})" if empty else ""
-    return Outcome(FRESHNESS, not stale, checks.freshness_severity,
-                   (f"{len(stale)} day(s) deliver no event newer than {checks.freshness_hours:g}h "
-                    f"before the day's end: {text}{note}") if stale else
+    return Outcome(FRESHNESS, not problems, checks.freshness_severity,
+                   ("; ".join(problems) + note) if problems else
                    f"every day's snapshot holds events from its last {checks.freshness_hours:g}h"
-                   + note, {"stale_days": len(stale), "days_without_rows": len(empty)})
+                   " of its own day" + note,
+                   {"stale_days": len(stale), "days_without_rows": len(empty),
+                    "events_outside_their_day": sum(outside.values())})
+
+
+def null_rate(nulls: dict[str, dict[str, int]], rows: dict[str, int],
+              limits: dict[str, float], checks: SourceChecks) -> Outcome:
+    """Each column with a ``max_null_rate`` stays within it on every day: ``nulls`` maps a
+    day to each column's missing values among ``rows[day]`` accepted rows."""
+    over, table = [], []
+    for day in sorted(rows):
+        for column, limit in sorted(limits.items()):
+            n, total = nulls.get(day, {}).get(column, 0), rows[day]
+            rate = n / total if total else 0.0
+            table.append([day, column, n, total, f"{rate:.1%}", f"{limit:.1%}"])
+            if rate > limit:
+                over.append(f"{day}: {column} {rate:.1%} missing (at most {limit:.1%})")
+    if not limits:
+        return Outcome(NULL_RATE, True, checks.null_rate_severity,
+                       "no column declares max_null_rate", {})
+    return Outcome(NULL_RATE, not over, checks.null_rate_severity,
+                   ("; ".join(over)) if over else
+                   f"{len(limits)} column(s) within their missing-value rates on "
+                   f"{len(rows)} day(s)",
+                   {"columns_over": len(over),
+                    "null_rates": _table(["day", "column", "missing", "rows", "rate", "limit"],
+                                         table)})
 
 
 def row_count(rows_by_day: dict[str, int], window: list[str], checks: SourceChecks) -> Outcome:

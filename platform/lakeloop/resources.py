@@ -33,6 +33,7 @@ def _spark(settings: Settings) -> SparkResource:
     return SparkResource(
         master=settings.spark_master,
         remote=settings.spark_remote or None,
+        driver_memory=settings.spark_driver_memory,
         jars_dir=str(settings.jars_dir),
         warehouse_dir=(
             "" if settings.env is Env.K8S else str(settings.data_root / "spark-warehouse")),

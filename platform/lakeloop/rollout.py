@@ -64,7 +64,9 @@ class Report:
 
 
 def recent_instances(log_dir: Path, use_case: UseCase, limit: int) -> list[dict]:
-    """The newest answered production requests, as the instances clients sent."""
+    """The newest answered production requests, as a client would send them again: the
+    entity and its request-time fields (under a rollout key of their own, so that rollout
+    traffic never joins a real event's outcome)."""
     files = sorted(log_dir.glob("ds=*/*.jsonl"), key=lambda p: (p.parent.name, p.name),
                    reverse=True)
     out, seen = [], set()
@@ -77,7 +79,7 @@ def recent_instances(log_dir: Path, use_case: UseCase, limit: int) -> list[dict]
                     or record.get("predictor") not in (CHAMPION, "", None):
                 continue
             seen.add(record["request_id"])
-            out.append({key: record["entity_key"],
+            out.append({use_case.events.key: f"rollout-{len(out)}", key: record["entity_key"],
                         **{f: record["features"][f] for f in use_case.features.request}})
             if len(out) >= limit:
                 return out

@@ -282,6 +282,14 @@ def graph_request(instances: list[dict[str, Any]], tags: dict[str, str] | None =
     return body
 
 
+def request_value(use_case, feature: str, value: Any) -> Any:
+    """A feature's value as a request carries it in JSON: text for a categorical text
+    feature, a number otherwise, null for a missing value."""
+    if value is None or value != value:
+        return None
+    return str(value) if use_case.feature_type(feature) == "string" else float(value)
+
+
 def score(endpoint_url: str, instances: list[dict[str, Any]],
           tags: dict[str, str] | None = None, session: requests.Session | None = None,
           timeout: float = 10.0) -> dict:
@@ -317,6 +325,7 @@ class ManifestPredictor:
     feature_service: str
     traffic: int = 100
     shadow: bool = False
+    encoding: str = ""  # the model's encoding (JSON); empty: every feature is a number
 
 
 COMPONENTS = {"transformer": (TRANSFORMER_CLASS, "TRANSFORMER"), "model": (MODEL_CLASS, "MODEL")}
@@ -334,12 +343,32 @@ def _container(name: str, image: str) -> dict[str, Any]:
                     {"name": "OMP_NUM_THREADS", "value": "1"}]}
 
 
+def request_schema(use_case) -> dict[str, Any]:
+    """What a prediction request holds, for the transformer: the event's key and time, the
+    entity's key, the request features, the entity features a request may carry, and the
+    contract of each (the lakehouse's rules, as lakeloop.rules applies them)."""
+    events = use_case.events
+    fields = [events.key, events.event_time, use_case.entity.join_key,
+              *use_case.feature_names]
+    contract = {name: events.columns[name].model_dump(
+        include={"type", "nullable", "min", "max", "allowed", "other"})
+        for name in fields if name in events.columns}
+    for name in use_case.features.entity.derived:  # computed in gold: a number, or missing
+        contract[name] = {"type": "double", "nullable": True}
+    return {"event_key": events.key, "event_time": events.event_time,
+            "entity_key": use_case.entity.join_key,
+            "request_features": list(use_case.features.request),
+            "entity_features": list(use_case.entity_features), "contract": contract}
+
+
 def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key: str,
                request_features: list[str], feature_server_url: str,
-               replicas: int, data_claim: str, data_mount: str) -> dict[str, Any]:
+               replicas: int, data_claim: str, data_mount: str,
+               schema: dict[str, Any] | None = None) -> dict[str, Any]:
     model_params = seldon_parameters({
         "model_path": "/mnt/models/model.ubj",
         "features": json.dumps(p.features),
+        "encoding": p.encoding,
         "threshold": float(p.threshold),
         "model_name": model_name,
         "model_version": str(p.model_version),
@@ -355,6 +384,7 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
         "entity_key": entity_key,
         "request_features": json.dumps(request_features),
         "features": json.dumps(p.features),
+        "schema": json.dumps(schema) if schema else "",
     })
     out: dict[str, Any] = {
         "name": p.role,
@@ -395,7 +425,8 @@ def render_seldon_deployment(*, name: str, namespace: str, image: str, model_nam
                              feature_server_url: str, predictors: list[ManifestPredictor],
                              rollout: str = "champion", replicas: int = 1,
                              data_claim: str = "lakeloop-data",
-                             data_mount: str = "/var/lib/lakeloop") -> dict[str, Any]:
+                             data_mount: str = "/var/lib/lakeloop",
+                             schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """A machinelearning.seldon.io/v1 SeldonDeployment: the champion alone, or a rollout
     (canary: a traffic split; shadow: the challenger mirrored; ab: an even split)."""
     if rollout not in ROLLOUTS:
@@ -420,6 +451,7 @@ def render_seldon_deployment(*, name: str, namespace: str, image: str, model_nam
                                       request_features=request_features,
                                       feature_server_url=feature_server_url,
                                       replicas=replicas, data_claim=data_claim,
-                                      data_mount=data_mount) for p in predictors],
+                                      data_mount=data_mount, schema=schema)
+                           for p in predictors],
         },
     }

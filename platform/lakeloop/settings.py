@@ -69,6 +69,8 @@ class Settings:
     # Spark: a master URL (local[*], k8s://https://...) or a Spark Connect endpoint (sc://).
     spark_master: str = "local[*]"
     spark_remote: str = ""
+    # The local driver's memory: auto sizes it from the machine or the pod (lakeloop.spark).
+    spark_driver_memory: str = "auto"
     # local: seldon-core microservices on this machine; kubernetes: applied to the cluster.
     serving: str = "local"
     serving_namespace: str = "lakeloop"
@@ -111,6 +113,7 @@ class Settings:
                                     ("single-driver", "dynamodb")),
             spark_master=environ.get("LAKELOOP_SPARK_MASTER", "local[*]"),
             spark_remote=environ.get("LAKELOOP_SPARK_REMOTE", ""),
+            spark_driver_memory=environ.get("LAKELOOP_SPARK_DRIVER_MEMORY", "auto"),
             serving=_choice(environ, "LAKELOOP_SERVING", "kubernetes" if k8s else "local",
                             ("local", "kubernetes")),
             serving_namespace=environ.get("LAKELOOP_SERVING_NAMESPACE", "lakeloop"),

@@ -8,6 +8,7 @@ hash and not loaded twice.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import hashlib
@@ -55,22 +56,46 @@ def landing_file(landing_dir: Path, ds: str, fmt: str) -> Path:
 
 
 def count_rows(path: Path, fmt: str) -> int:
+    """Data rows of a snapshot file: the Parquet footer's count, or the CSV's records after
+    its header (quoted values may hold line breaks; blank lines are not rows)."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
     with path.open("rb") as fh:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-        fh.seek(-1, os.SEEK_END)
-        last_is_newline = fh.read(1) == b"\n"
-    return max(lines - (1 if last_is_newline else 0), 0)  # minus the header line
+        quoted = any(b'"' in chunk for chunk in iter(lambda: fh.read(1 << 20), b""))
+    if quoted:  # a quoted value may span lines: let the CSV parser count records
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return max(sum(1 for record in csv.reader(fh) if record) - 1, 0)
+    with path.open("rb") as fh:  # \n, \r\n; a last line may lack its line break
+        lines = sum(1 for line in fh if line.strip())
+    return max(lines - 1, 0)  # minus the header line
+
+
+def _utf8_problem(path: Path) -> str | None:
+    """Where a file stops being UTF-8 text, or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return f"byte {offset + exc.start}: {exc.reason}"
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "it ends inside a character"
+    return None
 
 
 def check_readable(path: Path, fmt: str, columns: dict[str, str]) -> list[str]:
     """Whole-file problems (format, encoding, missing contract columns); returns extra columns.
 
     ``columns`` maps each contract column to its type. Raises SnapshotError for a file that
-    cannot be loaded as a whole, so no table is touched.
+    cannot be loaded as a whole, so no table is touched; the message names the file, the
+    problem and the fix.
     """
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -78,37 +103,43 @@ def check_readable(path: Path, fmt: str, columns: dict[str, str]) -> list[str]:
         try:
             schema = pq.ParquetFile(path).schema_arrow
         except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise SnapshotError(f"{path.name} is not a readable Parquet file ({exc})") from None
+            raise SnapshotError(f"{path.name} is not a readable Parquet file ({exc}); "
+                                "deliver it again (a truncated copy?)") from None
         header = list(schema.names)
         retyped = _retyped_parquet_columns(schema, columns)
         if retyped:
-            raise SnapshotError(f"{path.name}: contract columns changed type: {', '.join(retyped)}")
+            raise SnapshotError(f"{path.name}: contract columns changed type: "
+                                f"{', '.join(retyped)}; fix the export or change the "
+                                "use-case file's contract first")
     else:
-        try:
-            with path.open(encoding="utf-8", newline="") as fh:
-                first = fh.readline()
-                for _ in iter(lambda: fh.read(1 << 20), ""):
-                    pass
-        except UnicodeDecodeError as exc:
-            raise SnapshotError(
-                f"{path.name} is not UTF-8 text (byte {exc.start}: {exc.reason}); re-export "
-                "it as UTF-8"
-            ) from None
+        problem = _utf8_problem(path)
+        if problem is not None:
+            raise SnapshotError(f"{path.name} is not UTF-8 text ({problem}); re-export it as "
+                                "UTF-8 (\"CSV UTF-8\" in a spreadsheet)")
         header = header_of(path, fmt)
-        if not first.strip():
-            raise SnapshotError(f"{path.name} has no header line")
+        if not any(header):
+            raise SnapshotError(f"{path.name} has no header line; the first line must name "
+                                "the columns")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise SnapshotError(f"{path.name} names column(s) {', '.join(repeated)} more than "
+                            "once; rename them in the export")
     missing = [c for c in columns if c not in header]
     if missing:
         raise SnapshotError(
-            f"{path.name} lacks contract column(s) {', '.join(missing)}; a removed column "
-            "needs a change to the use-case file first"
+            f"{path.name} lacks contract column(s) {', '.join(missing)} (its header: "
+            f"{', '.join(header[:12])}{', ...' if len(header) > 12 else ''}); a removed or "
+            "renamed column needs a change to the use-case file first"
         )
     return [h for h in header if h not in columns]
 
 
 _ARROW_FAMILY = {
     "string": ("string", "large_string"),
-    "int": ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"),
+    # pandas writes an int column with a missing value as double: whole values load as ints,
+    # a fractional one is quarantined row by row.
+    "int": ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "float",
+            "double"),
     "double": ("float", "double", "halffloat", "int8", "int16", "int32", "int64"),
     "boolean": ("bool",),
     "timestamp": ("timestamp", "date32", "string", "large_string"),
@@ -135,7 +166,9 @@ def header_of(path: Path | str, fmt: str) -> list[str]:
         import pyarrow.parquet as pq
 
         return list(pq.ParquetFile(path).schema_arrow.names)
-    with open(path, encoding="utf-8", newline="") as fh:
+    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, not part of the
+    # first column's name.
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         first = next(csv.reader(fh), [])
     return [h.strip() for h in first]
 

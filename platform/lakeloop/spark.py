@@ -39,9 +39,43 @@ LOCAL_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.adaptive.enabled": "true",
-    # Key sets of a day (a few MB) join by broadcast instead of shuffling the other side.
-    "spark.sql.autoBroadcastJoinThreshold": str(64 << 20),
+    # No join is broadcast on the planner's estimate (a filtered Delta table's size is a
+    # guess, and a key set grows with the day): joins start as shuffles and adaptive
+    # execution turns them into broadcasts when the side it measured at run time is small.
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
+    "spark.sql.adaptive.autoBroadcastJoinThreshold": str(32 << 20),
 }
+
+# Share of the machine's (or the pod's) memory the local driver's heap may use: the rest is
+# for Python (pandas, XGBoost, the serving processes) and the OS.
+DRIVER_MEMORY_SHARE = 0.4
+MIN_DRIVER_MIB = 1024
+
+
+def memory_limit_bytes() -> int:
+    """The memory this process may use: the container's cgroup limit when there is one,
+    else the machine's."""
+    import psutil
+
+    total = psutil.virtual_memory().total
+    for path, unlimited in (("/sys/fs/cgroup/memory.max", "max"),
+                            ("/sys/fs/cgroup/memory/memory.limit_in_bytes", None)):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text and text != unlimited and text.isdigit() and int(text) < total:
+            return int(text)
+    return total
+
+
+def driver_memory(setting: str) -> str:
+    """``auto``: a share of the memory available (at least 1 GiB); anything else as given
+    (Spark's notation, e.g. ``6g``)."""
+    if setting != "auto":
+        return setting
+    mib = int(memory_limit_bytes() * DRIVER_MEMORY_SHARE) // 2**20
+    return f"{max(MIN_DRIVER_MIB, mib)}m"
 
 
 @contextlib.contextmanager
@@ -127,7 +161,9 @@ class SparkResource(dg.ConfigurableResource):
     master: str = "local[*]"
     remote: str | None = Field(default=None, description="Spark Connect URL (sc://host:15002)")
     app_name: str = "lakeloop"
-    driver_memory: str = "2g"
+    # auto: sized from the machine or the pod (see driver_memory); a day ten times larger
+    # than the last must not fail for a setting sized for a small one.
+    driver_memory: str = "auto"
     jars_dir: str = ""
     warehouse_dir: str = ""
     # Object storage for Delta tables (s3a://): the S3A connector joins the classpath.
@@ -157,7 +193,7 @@ class SparkResource(dg.ConfigurableResource):
             # Python workers run this interpreter (the project's environment), not whatever
             # python3 is first on PATH; PySpark reads this from the environment only.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        settings["spark.driver.memory"] = self.driver_memory
+        settings["spark.driver.memory"] = driver_memory(self.driver_memory)
         settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{_LOG4J}"
         if self.jars_dir:
             jars = delta_jars(Path(self.jars_dir))

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lakeloop.encoding import Encoding
+
 
 @dataclass(frozen=True)
 class Split:
@@ -108,14 +110,22 @@ def booster_params(params: dict[str, Any], seed: int, device: str) -> dict[str, 
 @dataclass
 class TrainedModel:
     booster: Any
-    features: list[str]
+    encoding: Encoding
     best_iteration: int
     params: dict[str, Any]
     evals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
+    @property
+    def features(self) -> list[str]:
+        """The use case's features, in order (before encoding)."""
+        return list(self.encoding.features)
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.encoding.encode_frame(frame)
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        x = frame[self.features].to_numpy(dtype=np.float32)
-        return self.booster.inplace_predict(x, iteration_range=(0, self.best_iteration + 1))
+        return self.booster.inplace_predict(self.matrix(frame),
+                                            iteration_range=(0, self.best_iteration + 1))
 
     def model_bytes(self) -> bytes:
         return bytes(self.booster.save_raw(raw_format="ubj"))
@@ -124,13 +134,13 @@ class TrainedModel:
         return hashlib.sha256(self.model_bytes()).hexdigest()
 
 
-def train(split: Split, features: list[str], label: str, params: dict[str, Any],
+def train(split: Split, encoding: Encoding, label: str, params: dict[str, Any],
           num_boost_round: int, early_stopping_rounds: int) -> TrainedModel:
     import xgboost as xgb
 
     def matrix(part: pd.DataFrame):
-        return xgb.DMatrix(part[features].to_numpy(dtype=np.float32),
-                           label=part[label].to_numpy(), feature_names=features)
+        return xgb.DMatrix(encoding.encode_frame(part), label=part[label].to_numpy(),
+                           feature_names=encoding.columns)
 
     dtrain, dval = matrix(split.train), matrix(split.validation)
     evals: dict[str, dict[str, list[float]]] = {}
@@ -143,7 +153,7 @@ def train(split: Split, features: list[str], label: str, params: dict[str, Any],
     best = int(getattr(booster, "best_iteration", num_boost_round - 1))
     # Keep exactly the trees that early stopping chose: the saved model is the served model.
     booster = booster[: best + 1]
-    return TrainedModel(booster, list(features), best, params, evals)
+    return TrainedModel(booster, encoding, best, params, evals)
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, recall_target: float) -> float:
@@ -269,7 +279,29 @@ def fairness(frame: pd.DataFrame, p: np.ndarray, y: np.ndarray, threshold: float
     return out
 
 
-def train_spark(train_df, validation_df, features: list[str], label: str,
+def spark_encoded(df, encoding: Encoding):
+    """The encoded input columns of a Spark frame (the same columns ``encode_frame`` makes):
+    numbers as doubles, each category a 0/1 column."""
+    from pyspark.sql import functions as F
+
+    columns = []
+    for name in encoding.features:
+        cat = encoding.categorical.get(name)
+        if cat is None:
+            columns.append(F.col(f"`{name}`").cast("double").alias(name))
+            continue
+        value = F.col(f"`{name}`").cast("string")
+        if cat.other is not None:
+            known = [F.lit(level) for level in cat.levels]
+            value = F.when(value.isNull() | value.isin(*known), value).otherwise(
+                F.lit(cat.other))
+        columns += [F.when(value == F.lit(level), 1.0).otherwise(0.0).alias(column)
+                    for level, column in zip(cat.levels, encoding.columns_of(name),
+                                             strict=True)]
+    return df.select(*columns, *[c for c in df.columns if c not in encoding.features])
+
+
+def train_spark(train_df, validation_df, encoding: Encoding, label: str,
                 params: dict[str, Any], num_boost_round: int, early_stopping_rounds: int,
                 num_workers: int = 2) -> TrainedModel:
     """The same model with XGBoost's Spark estimator, for data that outgrows one machine:
@@ -277,8 +309,10 @@ def train_spark(train_df, validation_df, features: list[str], label: str,
     from pyspark.sql import functions as F
     from xgboost.spark import SparkXGBClassifier
 
-    data = (train_df.withColumn("_validation", F.lit(False))
-            .unionByName(validation_df.withColumn("_validation", F.lit(True))))
+    features = encoding.columns
+    data = spark_encoded(train_df.withColumn("_validation", F.lit(False))
+                         .unionByName(validation_df.withColumn("_validation", F.lit(True))),
+                         encoding)
     kwargs = {k: v for k, v in params.items()
               if k not in ("objective", "eval_metric", "nthread", "seed", "device")}
     estimator = SparkXGBClassifier(
@@ -292,21 +326,29 @@ def train_spark(train_df, validation_df, features: list[str], label: str,
     best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
     booster = booster[: best + 1]
     booster.feature_names = list(features)
-    return TrainedModel(booster, list(features), best, params, {})
+    return TrainedModel(booster, encoding, best, params, {})
 
 
 def shap_importance(model: TrainedModel, frame: pd.DataFrame, sample: int = 2000,
                     seed: int = 0) -> pd.DataFrame:
-    """Mean |SHAP| per feature (XGBoost's exact tree contributions) on a sample."""
+    """Mean |SHAP| per feature (XGBoost's exact tree contributions) on a sample; a categorical
+    feature's contribution is the sum over its category columns. Also returns the per-row
+    contributions and a value per feature to colour them by (a category's index)."""
     import xgboost as xgb
 
     part = frame.sample(min(sample, len(frame)), random_state=seed) if len(frame) else frame
-    x = part[model.features].to_numpy(dtype=np.float32)
-    contribs = model.booster.predict(xgb.DMatrix(x, feature_names=model.features),
+    x = model.matrix(part)
+    contribs = model.booster.predict(xgb.DMatrix(x, feature_names=model.encoding.columns),
                                      pred_contribs=True)[:, :-1]
+    owners = np.array(model.encoding.feature_of_columns())
+    by_feature = np.column_stack([contribs[:, owners == f].sum(axis=1)
+                                  for f in model.features])
+    values = np.column_stack([
+        np.argmax(x[:, owners == f], axis=1).astype(float) if f in model.encoding.categorical
+        else x[:, owners == f][:, 0] for f in model.features])
     return pd.DataFrame({"feature": model.features,
-                         "mean_abs_shap": np.abs(contribs).mean(axis=0)}).sort_values(
-        "mean_abs_shap", ascending=False), contribs, x
+                         "mean_abs_shap": np.abs(by_feature).mean(axis=0)}).sort_values(
+        "mean_abs_shap", ascending=False), by_feature, values
 
 
 def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
@@ -341,7 +383,11 @@ def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
     ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["pred 0", "pred 1"],
            yticklabels=["true 0", "true 1"], title=f"Confusion at {threshold:.4f}")
     out["plots/confusion_matrix.png"] = fig
-    gain = model.booster.get_score(importance_type="gain")
+    by_column = model.booster.get_score(importance_type="gain")
+    gain: dict[str, float] = {}
+    for column, feature in zip(model.encoding.columns, model.encoding.feature_of_columns(),
+                               strict=True):
+        gain[feature] = gain.get(feature, 0.0) + by_column.get(column, 0.0)
     names = sorted(model.features, key=lambda f: gain.get(f, 0.0))
     fig, ax = plt.subplots(figsize=(5, 0.35 * len(names) + 1))
     ax.barh(names, [gain.get(f, 0.0) for f in names])
@@ -353,7 +399,9 @@ def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
     for row, name in enumerate(order):
         j = model.features.index(name)
         values = x[:, j]
-        spread = (values - values.min()) / (np.ptp(values) or 1.0)
+        low, high = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() \
+            else (0.0, 0.0)
+        spread = (values - low) / ((high - low) or 1.0)
         ax.scatter(contribs[:, j], np.full(len(values), row), c=spread, cmap="coolwarm",
                    s=4, alpha=0.6)
     ax.set(yticks=range(len(order)), yticklabels=order, xlabel="SHAP value (log-odds)",

@@ -37,7 +37,13 @@ class _Strict(BaseModel):
 
 
 class Column(_Strict):
-    """The contract of one column: type, nullability, range, allowed values, uniqueness."""
+    """The contract of one column: type, nullability, range, allowed values, uniqueness.
+
+    A text column is a categorical feature when its categories are known: a closed list
+    (``allowed``), or learnt from the training data, keeping those with at least
+    ``min_frequency`` of the rows. ``other`` names the category anything else falls into
+    (in serving too); without it an unknown category is refused.
+    """
 
     type: ColumnType
     nullable: bool = True
@@ -46,6 +52,28 @@ class Column(_Strict):
     allowed: tuple[str | int | float | bool, ...] | None = None
     unique: bool = False
     description: str = ""
+    # The largest share of a day's rows that may be missing (null) in this column.
+    max_null_rate: float | None = Field(default=None, ge=0, le=1)
+    min_frequency: float | None = Field(default=None, gt=0, lt=1)
+    other: str | None = None
+
+    @model_validator(mode="after")
+    def _categories(self) -> Column:
+        if self.min_frequency is not None and self.type != "string":
+            raise FieldError(("min_frequency",), "min_frequency learns the categories of a "
+                             "string column; this column is " + self.type)
+        if self.min_frequency is not None and self.allowed is not None:
+            raise FieldError(("min_frequency",), "a column has either a closed list of "
+                             "categories (allowed) or learnt ones (min_frequency), not both")
+        if self.other is not None and self.allowed is None and self.min_frequency is None:
+            raise FieldError(("other",), "other names where unknown categories go: declare "
+                             "the categories first (allowed or min_frequency)")
+        return self
+
+    @property
+    def categorical(self) -> bool:
+        """Compared, encoded and validated as categories rather than as numbers."""
+        return self.type == "string" or self.allowed is not None
 
 
 Severity = Literal["warn", "error"]
@@ -70,6 +98,7 @@ class SourceChecks(_Strict):
     unique_across_days_severity: Severity = "warn"
     unique_lookback_days: int = Field(
         default=30, ge=1, description="how far back a key is looked for on other days")
+    null_rate_severity: Severity = "warn"
 
 
 class Source(_Strict):
@@ -82,6 +111,8 @@ class Source(_Strict):
     columns: dict[str, Column]
     checks: SourceChecks = SourceChecks()
     description: str = ""
+    # Texts that mean "no value" in this feed's files (after trimming spaces).
+    null_values: tuple[str, ...] = ("",)
     # A day without a file: ``fail`` stops the day (a feed that should always deliver);
     # ``empty`` means nothing happened that day (no outcomes arrived). Default: fail for
     # events, empty for labels.
@@ -235,8 +266,26 @@ class Scale(_Strict):
 
 
 class Serving(_Strict):
+    """How the champion scores: ``online`` (an endpoint clients call), ``batch`` (each day's
+    events scored in bulk into a Delta table) or ``both``; monitoring reads what it serves.
+    ``replay`` sends each landed day's events to the endpoint as if clients had (a demo or
+    a backtest; off for real traffic)."""
+
     port: int = Field(default=9100, ge=1024, le=65000)
     replicas: int = Field(default=1, ge=1)
+    mode: Literal["online", "batch", "both"] = "online"
+    replay: bool = False
+    # Days with more events than this are scored in Spark (a pandas UDF over the booster);
+    # smaller ones in-process.
+    batch_spark_min_rows: int = Field(default=200_000, ge=1)
+
+    @property
+    def online(self) -> bool:
+        return self.mode in ("online", "both")
+
+    @property
+    def batch(self) -> bool:
+        return self.mode in ("batch", "both")
 
 
 class Rollout(_Strict):
@@ -310,17 +359,14 @@ class UseCase(_Strict):
             if col not in events.columns and col not in derived:
                 raise FieldError(at, f"entity feature {col!r} is neither a column of "
                                      f"{self.events_name!r} nor a derived feature")
-            if col in events.columns and events.columns[col].type not in NUMERIC_TYPES:
-                raise FieldError(at, f"feature {col!r} has type {events.columns[col].type}; "
-                                     "features must be int, double or boolean")
+            if col in events.columns:
+                _check_feature_type(at, col, events.columns[col])
         for i, col in enumerate(self.features.request):
             at = ("features", "request", i)
             if col not in events.columns:
                 raise FieldError(at, f"request feature {col!r} is not a column of "
                                      f"{self.events_name!r}")
-            if events.columns[col].type not in NUMERIC_TYPES:
-                raise FieldError(at, f"feature {col!r} has type {events.columns[col].type}; "
-                                     "features must be int, double or boolean")
+            _check_feature_type(at, col, events.columns[col])
         overlap = set(self.features.entity.columns) & set(self.features.request)
         if overlap:
             raise FieldError(("features", "request"),
@@ -360,6 +406,12 @@ class UseCase(_Strict):
         """The model's inputs, in the order the model sees them."""
         return self.features.entity.columns + self.features.request
 
+    def feature_type(self, feature: str) -> str:
+        """A feature's type in tables and logs: text for a categorical text feature, else a
+        double (numbers, and derived features)."""
+        column = self.events.columns.get(feature)
+        return "string" if column is not None and column.type == "string" else "double"
+
     @property
     def categorical_features(self) -> frozenset[str]:
         """Features the contract declares as categories: text, or a closed list of values."""
@@ -378,6 +430,21 @@ class UseCase(_Strict):
     @property
     def labeled_table(self) -> str:
         return f"labeled_{self.events_name}"
+
+
+def _check_feature_type(at: KeyPath, name: str, column: Column) -> None:
+    """A feature is a number, or a text column whose categories are declared."""
+    if column.type in NUMERIC_TYPES:
+        return
+    if column.type == "string" and (column.allowed is not None
+                                    or column.min_frequency is not None):
+        return
+    if column.type == "string":
+        raise FieldError(at, f"feature {name!r} is text: declare its categories, a closed "
+                             "list (allowed: [...]) or min_frequency: 0.01 to learn them from "
+                             "the training data (and other: <category> for anything else)")
+    raise FieldError(at, f"feature {name!r} has type {column.type}; features must be int, "
+                         "double, boolean or categorical text")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from lakeloop import gates, training
+from lakeloop.encoding import Encoding
 from lakeloop.evidence import Evidence
 from lakeloop.usecase import Gates
 
@@ -43,8 +44,8 @@ def test_choose_threshold_reaches_the_recall_target():
 def test_training_is_reproducible_byte_for_byte():
     split = training.time_split(_frame(), "t", 0.2, 0.2)
     params = training.booster_params({"max_depth": 3}, seed=7, device="cpu")
-    first = training.train(split, ["a", "b"], "label", params, 50, 10)
-    second = training.train(split, ["a", "b"], "label", params, 50, 10)
+    first = training.train(split, Encoding(("a", "b")), "label", params, 50, 10)
+    second = training.train(split, Encoding(("a", "b")), "label", params, 50, 10)
     assert first.sha256() == second.sha256()
     assert np.array_equal(first.predict(split.test), second.predict(split.test))
 

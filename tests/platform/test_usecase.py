@@ -13,7 +13,8 @@ CREDIT = BUILTIN_USE_CASES / "credit_risk.yaml"
 def test_the_shipped_use_case_is_valid():
     uc = load_use_case(CREDIT)
     assert uc.events_name == "applications" and uc.labels_name == "outcomes"
-    assert uc.feature_names[-2:] == ("loan_amount", "loan_term_months")
+    assert uc.feature_names[-3:] == ("loan_amount", "loan_term_months", "channel")
+    assert uc.categorical_features == {"loan_term_months", "channel"}
     assert "gender" not in uc.feature_names
     assert uc.sensitive
 
@@ -58,10 +59,21 @@ def test_unknown_keys_are_rejected():
 
 
 def test_protected_attribute_cannot_be_a_feature():
-    text = _broken("  request: [loan_amount, loan_term_months]",
-                   "  request: [loan_amount, loan_term_months, gender]")
-    with pytest.raises(UseCaseError):
+    text = _broken("  request: [loan_amount, loan_term_months, channel]",
+                   "  request: [loan_amount, loan_term_months, channel, gender]")
+    with pytest.raises(UseCaseError, match="protected attribute 'gender' must not be a "
+                                           "model feature"):
         parse_use_case(text, Path("x.yaml"))
+
+
+def test_a_text_feature_needs_its_categories():
+    text = _broken("      channel: {type: string, allowed: [branch, online, partner]}",
+                   "      channel: {type: string}")
+    with pytest.raises(UseCaseError) as err:
+        parse_use_case(text, Path("credit_risk.yaml"))
+    [problem] = err.value.problems
+    assert problem.where == "features.request[2]"
+    assert "feature 'channel' is text: declare its categories" in problem.message
 
 
 def test_file_name_must_match_and_names_are_unique(tmp_path):

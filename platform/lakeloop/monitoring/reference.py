@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 REFERENCE_FROM_TAG = "reference_from"
@@ -56,6 +55,5 @@ def load_reference(session, lakehouse, mlflow, use_case, version: str) -> Refere
         start = split.validation[EVENT_TIMESTAMP].min()
     held_out = frame[frame[EVENT_TIMESTAMP] >= start].reset_index(drop=True)
     booster, config = load_booster(mlflow, use_case.name, version)
-    held_out["probability"] = booster.inplace_predict(
-        held_out[config["features"]].to_numpy(dtype=np.float32))
+    held_out["probability"] = booster.inplace_predict(config["encoding"].encode_frame(held_out))
     return Reference(version, ts_version, str(start), float(config["threshold"]), held_out)

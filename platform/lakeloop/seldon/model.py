@@ -15,26 +15,20 @@ import os
 import time
 import uuid
 
-import numpy as np
-from seldon_core.flask_utils import SeldonMicroserviceException
+from lakeloop.seldon.errors import RequestError
 
 MAX_ROWS = 1000
 OUTPUT_NAMES = ["probability", "prediction"]
-
-
-class RequestError(SeldonMicroserviceException):
-    """A 4xx answer whose message names the problem."""
-
-    def __init__(self, message: str, reason: str = "BAD_REQUEST", status_code: int = 400):
-        super().__init__(message, status_code=status_code, reason=reason)
 
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def parse_rows(msg, features: list[str], max_rows: int = MAX_ROWS) -> np.ndarray:
-    """Validate a Seldon message and return a float32 matrix in ``features`` order."""
+def parse_rows(msg, features: list[str], max_rows: int = MAX_ROWS,
+               categorical: frozenset[str] = frozenset()) -> list[list]:
+    """Validate a Seldon message and return its rows' values in ``features`` order: numbers
+    (or null, a missing value) for numeric features, text or numbers for categorical ones."""
     if not isinstance(msg, dict):
         raise RequestError("the body must be a JSON object", "BAD_SHAPE")
     if "jsonData" in msg:
@@ -68,21 +62,37 @@ def parse_rows(msg, features: list[str], max_rows: int = MAX_ROWS) -> np.ndarray
         raise RequestError(f"{len(rows)} rows in one request; at most {max_rows}",
                            "TOO_MANY_ROWS", status_code=413)
     order = [names.index(f) for f in features]
-    out = np.empty((len(rows), len(features)), dtype=np.float32)
+    out = []
     for i, row in enumerate(rows):
         if len(row) != len(names):
             raise RequestError(f"row {i} has {len(row)} values for {len(names)} names",
                                "BAD_SHAPE")
+        values = []
         for j, k in enumerate(order):
             value = row[k]
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise RequestError(f"row {i}, feature {features[j]}: expected a number, got "
-                                   f"{json.dumps(value)}", "BAD_TYPE")
-            if not math.isfinite(value):
-                raise RequestError(f"row {i}, feature {features[j]}: {value} is not a finite "
-                                   "number", "NOT_FINITE")
-            out[i, j] = value
+            if features[j] in categorical:
+                if value is not None and (isinstance(value, bool)
+                                          or not isinstance(value, str | int | float)):
+                    raise RequestError(f"row {i}, feature {features[j]}: expected a category, "
+                                       f"got {json.dumps(value)}", "BAD_TYPE")
+            elif value is not None:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise RequestError(f"row {i}, feature {features[j]}: expected a number, "
+                                       f"got {json.dumps(value)}", "BAD_TYPE")
+                if not math.isfinite(value):
+                    raise RequestError(f"row {i}, feature {features[j]}: {value} is not a "
+                                       "finite number", "NOT_FINITE")
+            values.append(value)
+        out.append(values)
     return out
+
+
+def _row_tag(tags: dict, plural: str, singular: str, i: int) -> str:
+    """A row's value of a per-row tag (the transformer sends lists), or the request's."""
+    values = tags.get(plural)
+    if isinstance(values, list) and i < len(values):
+        return str(values[i])
+    return str(tags.get(singular, ""))
 
 
 class XGBoostModel:
@@ -91,9 +101,13 @@ class XGBoostModel:
 
     def __init__(self, model_path: str, features: str, threshold: float, model_name: str,
                  model_version: str, log_dir: str = "", nthread: int = 1,
-                 instance_id: str = "", predictor: str = ""):
+                 instance_id: str = "", predictor: str = "", encoding: str = ""):
+        from lakeloop.encoding import Encoding
+
         self.model_path = model_path
         self.features = json.loads(features)
+        # How the features become the model's columns; without one, every feature is a number.
+        self.encoding = Encoding.from_json(encoding or None, self.features)
         self.threshold = float(threshold)
         self.model_name = model_name
         self.model_version = str(model_version)
@@ -114,9 +128,9 @@ class XGBoostModel:
         booster = xgb.Booster()
         booster.load_model(self.model_path)
         booster.set_param({"nthread": self.nthread})
-        if booster.num_features() != len(self.features):
-            raise ValueError(f"{self.model_path} takes {booster.num_features()} features, "
-                             f"the parameters name {len(self.features)}")
+        if booster.num_features() != len(self.encoding.columns):
+            raise ValueError(f"{self.model_path} takes {booster.num_features()} columns, "
+                             f"the encoding makes {len(self.encoding.columns)}")
         self.booster = booster
         if self.log_dir:
             self.log = RequestLog(self.log_dir, f"{self.model_name}-v{self.model_version}")
@@ -148,9 +162,15 @@ class XGBoostModel:
         meta = meta if isinstance(meta, dict) else {}
         tags = meta.get("tags") if isinstance(meta.get("tags"), dict) else {}
         puid = str(meta.get("puid") or uuid.uuid4().hex)
+        from lakeloop.encoding import UnknownCategory
+
         try:
-            x = parse_rows(msg, self.features)
-            p = self.booster.inplace_predict(x)
+            x = parse_rows(msg, self.features, categorical=frozenset(self.encoding.categorical))
+            try:
+                matrix = self.encoding.encode_rows(x)
+            except UnknownCategory as exc:
+                raise RequestError(str(exc), "UNKNOWN_CATEGORY") from None
+            p = self.booster.inplace_predict(matrix)
         except RequestError as exc:
             self._record(puid, tags, None, None, exc.status_code, exc.message, started)
             raise
@@ -166,26 +186,26 @@ class XGBoostModel:
     def _record(self, puid, tags, x, p, status, error, started):
         if self.log is None:
             return
-        event_time = tags.get("event_time")
-        try:
-            when = dt.datetime.fromisoformat(str(event_time)) if event_time else _utc_now()
-        except ValueError:
-            when = _utc_now()
         latency_ms = (time.perf_counter() - started) * 1000.0
         rows = len(p) if p is not None else 1
         for i in range(rows):
+            event_time = _row_tag(tags, "event_times", "event_time", i)
+            try:
+                when = dt.datetime.fromisoformat(event_time) if event_time else _utc_now()
+            except ValueError:
+                when = _utc_now()
             self.log.append({
                 "request_id": puid,
                 "row": i,
-                "request_key": str(tags.get("request_key", "")),
-                "entity_key": str(tags.get("entity_key", "")),
+                "request_key": _row_tag(tags, "request_keys", "request_key", i),
+                "entity_key": _row_tag(tags, "entity_keys", "entity_key", i),
                 "event_time": when.isoformat(),
                 "ds": when.date().isoformat(),
                 "logged_at": _utc_now().isoformat(),
                 "model_name": self.model_name,
                 "model_version": self.model_version,
                 "predictor": str(tags.get("predictor", "") or self.predictor),
-                "features": (dict(zip(self.features, map(float, x[i]), strict=True))
+                "features": (dict(zip(self.features, x[i], strict=True))
                              if x is not None else None),
                 "probability": float(p[i]) if p is not None else None,
                 "prediction": int(p[i] >= self.threshold) if p is not None else None,

@@ -51,8 +51,17 @@ CASES = [
     ("wrong shape", lambda s, k: {"rows": [s]}, None, 400, ["expected", "jsonData"]),
     ("missing field", lambda s, k: {"jsonData": {k: s[k]}}, None, 400,
      ["missing field", "loan_amount"]),
-    ("extra field", lambda s, k: with_(s, income=1.0), None, 400,
-     ["unexpected field", "income", "feature store"]),
+    ("unknown field", lambda s, k: with_(s, promo_code="SPRING"), None, 400,
+     ["unexpected field", "promo_code", "feature store"]),
+    ("no event key", lambda s, k: {"jsonData": {f: v for f, v in s.items()
+                                                if f != "application_id"}}, None, 400,
+     ["missing field(s): application_id", "joined"]),
+    ("out of contract", lambda s, k: with_(s, loan_amount=200), None, 422,
+     ["loan_amount: below the minimum 500"]),
+    ("not an allowed value", lambda s, k: with_(s, loan_term_months=18), None, 422,
+     ["loan_term_months: not one of the allowed values (12, 24, 36, 48, 60)"]),
+    ("bad event time", lambda s, k: with_(s, application_ts="yesterday"), None, 400,
+     ["application_ts", "ISO-8601"]),
     ("wrong type", lambda s, k: with_(s, loan_amount="lots"), None, 400,
      ["loan_amount", "expected a number", '"lots"']),
     ("id of the wrong type", lambda s, k: with_(s, **{k: 42}), None, 400,
@@ -62,7 +71,8 @@ CASES = [
     ("NaN", None, "NAN", 400, ["NaN"]),
     ("infinite value", None, "INF", 400, ["loan_amount", "not a finite number"]),
     ("unknown applicant", lambda s, k: with_(s, **{k: "nobody-at-all"}), None, 404,
-     ["unknown applicant_id", "nobody-at-all"]),
+     ["unknown applicant_id nobody-at-all", "send its missing features", "income",
+      "debt_to_income"]),
     ("too many instances", lambda s, k: {"jsonData": {"instances": [s] * 101}}, None, 413,
      ["101 instances", "at most 100"]),
     ("oversized payload", None, "BIG", 413, ["larger than"]),
@@ -97,6 +107,40 @@ def test_server_still_answers_after_every_bad_request(graph):
         assert 0 <= probability <= 1 and prediction in (0, 1)
 
 
+def _stored_features(materialized, uc, applicant: str) -> dict:
+    store = materialized.resources["feast"].store()
+    from lakeloop.features import feature_service_name
+
+    online = store.get_online_features(
+        features=store.get_feature_service(feature_service_name(uc)),
+        entity_rows=[{uc.entity.join_key: applicant}]).to_dict()
+    return {f: online[f][0] for f in uc.entity_features}
+
+
+def test_a_first_time_applicant_is_scored_from_the_request_alone(materialized, graph):
+    """Features sent with the request are used; an entity the online store does not know
+    is scored when the request carries all of them (and refused, naming the missing ones,
+    when it does not)."""
+    url, sample, uc = graph
+    key = uc.entity.join_key
+    known = _stored_features(materialized, uc, sample[key])
+    answer = post(url, {"jsonData": sample}).json()["data"]["ndarray"][0]
+    newcomer = {**sample, key: f"new-{time.time_ns()}", **known}
+    response = post(url, {"jsonData": newcomer})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["ndarray"][0][0] == pytest.approx(answer[0], abs=1e-7)
+    partial = dict(newcomer)
+    del partial["income"], partial["debt_to_income"]
+    refused = post(url, {"jsonData": partial})
+    assert refused.status_code == 404
+    assert refused.json()["status"]["info"].endswith("send its missing features with the "
+                                                     "request: income, debt_to_income")
+    # A known applicant's features from the request win over the store's.
+    richer = post(url, {"jsonData": {**sample, "income": known["income"] * 10}})
+    assert richer.status_code == 200
+    assert richer.json()["data"]["ndarray"][0][0] != pytest.approx(answer[0], abs=1e-7)
+
+
 def test_several_applicants_in_one_request(graph):
     url, sample, _ = graph
     response = post(url, {"jsonData": {"instances": [sample, sample]}})
@@ -124,18 +168,27 @@ def test_the_model_alone_validates_feature_rows_too(materialized):
         response = post(url, body)
         assert response.status_code == status, (body, response.text)
         assert words in response.json()["status"]["info"]
-    ok = post(url, {"data": {"names": names, "ndarray": [[1.0] * len(names)]}})
-    assert ok.status_code == 200
+    row = ["online" if n == "channel" else 1.0 for n in names]
+    ok = post(url, {"data": {"names": names, "ndarray": [row]}})
+    assert ok.status_code == 200, ok.text
+    unknown = post(url, {"data": {"names": names, "ndarray": [
+        ["fax" if n == "channel" else 1.0 for n in names]]}})
+    assert unknown.status_code == 400
+    assert "channel: 'fax' is not one of the categories (branch, online, partner)" in \
+        unknown.json()["status"]["info"]
+    missing = post(url, {"data": {"names": names, "ndarray": [
+        [None if n == "employment_years" else v for n, v in zip(names, row, strict=True)]]}})
+    assert missing.status_code == 200  # a missing number is XGBoost's to handle
 
 
 def test_requests_and_rejections_land_in_the_request_log(materialized, graph):
     url, sample, _ = graph
     meta, uc = _deployment(materialized)
     stamp = f"log-test-{time.time_ns()}"
-    good = post(url, {"jsonData": sample, "meta": {"puid": f"{stamp}-ok",
-                                                   "tags": {"request_key": stamp}}})
-    bad = post(url, {"jsonData": {**sample, uc.entity.join_key: "nobody"},
-                     "meta": {"puid": f"{stamp}-unknown", "tags": {"request_key": stamp}}})
+    event = {**sample, uc.events.key: stamp}  # the event's key, as a client sends it
+    good = post(url, {"jsonData": event, "meta": {"puid": f"{stamp}-ok"}})
+    bad = post(url, {"jsonData": {**event, uc.entity.join_key: "nobody"},
+                     "meta": {"puid": f"{stamp}-unknown"}})
     assert (good.status_code, bad.status_code) == (200, 404)
     log_dir = materialized.resources["lakehouse"].path(keys.key(uc, keys.MONITORING,
                                                                 "requests"))
