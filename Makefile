@@ -13,7 +13,7 @@ setup:
 	@infra/local/setup.sh
 
 demo: setup
-	@$(PY) -m lakeloop.demo
+	@$(PY) -m tests.support.demo
 
 test: setup
 	@$(PY) -m pytest
@@ -34,6 +34,7 @@ bench: setup
 
 lint: setup
 	@.venv/bin/ruff check .
+	@.venv/bin/mypy
 
 stop:
 	@.venv/bin/lakeloop serve --stop

@@ -1,10 +1,11 @@
 """Batch scoring 1M and 10M events with a champion-like model (credit risk's features, one of
 them categorical), in the same run:
 
-- ours, in-process: ``lakeloop.batch.Scorer.score`` on a pandas frame of the events' features
-  (encoding the categories, predicting, the decision and the model version on every row);
-- ours, in Spark: ``lakeloop.batch.score_spark`` (a pandas UDF over the booster) over the same
-  rows read from Parquet, written out;
+- ours, in-process: ``lakeloop.deployment.batch.Scorer.score`` on a pandas frame of the
+  events' features (encoding the categories, predicting, the decision and the model version
+  on every row);
+- ours, in Spark: ``lakeloop.deployment.batch.score_spark`` (a pandas UDF over the booster)
+  over the same rows read from Parquet, written out;
 - the peer: bare ``Booster.inplace_predict`` on the already-encoded float32 matrix.
 
 Target: ours at most 1.5x the peer at 10M rows; rows/s and peak memory reported.
@@ -26,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from lakehouse import Peak  # noqa: E402
 
-from lakeloop.batch import Scorer, score_spark  # noqa: E402
-from lakeloop.encoding import Categorical, Encoding  # noqa: E402
+from lakeloop.deployment.batch import Scorer, score_spark  # noqa: E402
+from lakeloop.training.encoding import Categorical, Encoding  # noqa: E402
 
 EXTRA: dict = {}
 NUMERIC = ["income", "employment_years", "credit_history_months", "open_credit_lines",

@@ -17,7 +17,7 @@ BACKFILL = "2026-09-01...2026-10-10"
 
 def _demo(root: Path) -> dict:
     seconds, peak, jvms, proc = run_tracked(
-        [PYTHON, "-m", "lakeloop.demo"], {"LAKELOOP_DATA_ROOT": str(root)})
+        [PYTHON, "-m", "tests.support.demo"], {"LAKELOOP_DATA_ROOT": str(root)})
     if proc.returncode != 0:
         raise RuntimeError(f"the demo failed:\n{proc.stdout[-3000:]}")
     summary = json.loads((root / "demo_summary.json").read_text())

@@ -9,7 +9,6 @@ Spark as-of join written by hand on the same data.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import random
 import shutil
@@ -24,7 +23,7 @@ from common import ROOT, Result
 
 sys.path.insert(0, str(ROOT))
 
-from lakeloop.features import (  # noqa: E402
+from lakeloop.features.store import (  # noqa: E402
     feature_service_name,
     feature_view_name,
     online_features_http,
@@ -86,7 +85,7 @@ def run() -> list[Result]:
         rng = random.Random(0)
         service = feature_service_name(uc)
         for backend in ("sqlite", "redis"):
-            settings = dataclasses.replace(base, online_store=backend, redis_url=redis.url,
+            settings = base.replace(online_store=backend, redis_url=redis.url,
                                            feature_server_port=free_port(),
                                            data_root=work / f"lake-{backend}")
             feast = build_resources(settings)["feast"]
@@ -175,7 +174,7 @@ def _historical(spark, uc, work: Path, base) -> list[Result]:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from lakeloop.features import pinned_store
+    from lakeloop.features.store import pinned_store
 
     gold = work / "gold_hist"
     _gold(spark, gold, uc, 200_000, 5)

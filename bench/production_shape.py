@@ -1,10 +1,10 @@
 """The production shape against the embedded defaults, asset by asset, on the same data.
 
-The whole graph in one materialisation (``python -m lakeloop.graph_run``), twice on the same
+The whole graph in one materialisation (``python -m tests.support.graph_run``), twice on the same
 generated days: once on the embedded defaults (Delta on local disk, SQLite for Dagster,
 MLflow and Feast's online store) and once on the production-shaped services started here
 (PostgreSQL, Redis with a password, SeaweedFS's S3 gateway for the Delta tables and MLflow's
-artifacts, an MLflow tracking server; see lakeloop.services). Each run is its own process.
+artifacts, an MLflow tracking server; see tests.support.services). Each run is its own process.
 The peer is the embedded run: the ratio says what the network services cost on one machine.
 """
 
@@ -37,7 +37,7 @@ def _use_cases(directory: Path, port: int) -> Path:
 
 
 def _graph_run(env: dict, out: Path) -> dict:
-    proc = subprocess.run([PYTHON, "-m", "lakeloop.graph_run", "--days", str(DAYS),
+    proc = subprocess.run([PYTHON, "-m", "tests.support.graph_run", "--days", str(DAYS),
                            "--rows-per-day", str(ROWS), "--json", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0 or not out.exists():
@@ -46,7 +46,7 @@ def _graph_run(env: dict, out: Path) -> dict:
 
 
 def run() -> list[Result]:
-    from lakeloop.services import ProductionShape, free_port
+    from tests.support.services import ProductionShape, free_port
 
     base = {k: v for k, v in os.environ.items() if not k.startswith(("LAKELOOP_", "MLFLOW_"))}
     with tempfile.TemporaryDirectory(prefix="lakeloop-prod-bench-") as tmp:

@@ -11,7 +11,6 @@ under 2 ms p50 at concurrency 1; at least 500 requests/s at concurrency 8, model
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import shutil
 import sys
@@ -72,13 +71,13 @@ def _setup(root: Path):
 
     from lakeloop import keys
     from lakeloop.definitions import build_definitions
-    from lakeloop.demo_data import DemoSpec, generate
     from lakeloop.settings import Settings
     from tests.conftest import free_port, free_port_pair, write_use_case
+    from tests.support.demo_data import DemoSpec, generate
 
     use_cases = write_use_case(root / "use_cases", free_port_pair(),
                                **{r"^sensitive: true$": "sensitive: false"}).parent
-    settings = dataclasses.replace(Settings.from_env({}), data_root=root,
+    settings = Settings.from_env({}).replace(data_root=root,
                                    use_case_dirs=(use_cases,), feature_server_port=free_port())
     spec = DemoSpec(days=30, rows_per_day=300, drift_day=None, seed=3)
     generate(root / "landing", spec)
@@ -100,7 +99,7 @@ def _setup(root: Path):
 
 
 def run() -> list[Result]:
-    from lakeloop.deployment import Runtime, load_booster, route, start_predictor
+    from lakeloop.deployment.runtime import Runtime, load_booster, route, start_predictor
     from lakeloop.tracking import CHAMPION
     from lakeloop.usecase import load_use_cases
 

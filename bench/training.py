@@ -10,7 +10,6 @@ memory. Targets: at most 1.2x, and MLflow logging under 5% of training time.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import sys
 import tempfile
@@ -71,7 +70,7 @@ def _peer(frame, use_case, params: dict, rounds: int, early: int) -> tuple[float
     """Bare xgboost.train on the same split, the arrays already in memory."""
     import xgboost as xgb
 
-    from lakeloop.training import time_split
+    from lakeloop.training.fit import time_split
 
     split = time_split(frame, "event_timestamp", use_case.model.validation_fraction,
                        use_case.model.test_fraction)
@@ -91,13 +90,13 @@ def run() -> list[Result]:
 
     from lakeloop import keys
     from lakeloop.definitions import build_definitions
-    from lakeloop.lakehouse import overwrite_table
-    from lakeloop.training import booster_params
+    from lakeloop.lakehouse.tables import overwrite_table
+    from lakeloop.training.fit import booster_params
     from lakeloop.usecase import load_use_cases
 
     root = Path(tempfile.mkdtemp(prefix="lakeloop-bench-training-"))
     _use_case_file(root, 9911)
-    settings = dataclasses.replace(Settings.from_env({}), data_root=root,
+    settings = Settings.from_env({}).replace(data_root=root,
                                    use_case_dirs=(root,))
     use_case = load_use_cases(settings.use_case_dirs)[0]
     assert len(use_case.feature_names) == 30

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from lakeloop.features import use_case_objects
+from lakeloop.features.store import use_case_objects
 from lakeloop.settings import Settings
 from lakeloop.usecase import load_use_cases
 

@@ -1,6 +1,10 @@
-"""The approval sensor: when a person approves the challenger, promote and deploy it."""
+"""The approval sensor: when a person approves the challenger, promote and deploy it.
 
-import json
+Dagster's asset sensor keeps the cursor: each new materialization of the approval asset (a
+decision recorded by `lakeloop approve/reject` or the approval job) is seen once.
+"""
+
+from typing import Any
 
 import dagster as dg
 
@@ -12,41 +16,25 @@ def sensor_name(use_case: UseCase) -> str:
     return f"{use_case.name}_approval_sensor"
 
 
-def evaluate(records, cursor: dict, use_case: UseCase) -> tuple[list[dg.RunRequest], dict]:
-    requests = []
-    for record in records:
-        cursor["storage_id"] = max(cursor.get("storage_id", 0), record.storage_id)
-        mat = record.asset_materialization
-        if mat is None or mat.metadata.get("decision") is None:
-            continue
-        if mat.metadata["decision"].value != "approved":
-            continue
-        version = mat.metadata["model_version"].value
-        requests.append(dg.RunRequest(
-            run_key=f"{use_case.name}-approved-{version}",
-            tags={"lakeloop/trigger": "approval", "lakeloop/model_version": str(version),
-                  "lakeloop/approved_by": mat.metadata["by"].value, "use_case": use_case.name}))
-    return requests, cursor
+def request_for(mat: dg.AssetMaterialization | None,
+                use_case: UseCase) -> dg.RunRequest | dg.SkipReason:
+    """A promote run for an approval; a rejection (or anything else) starts nothing."""
+    decision = mat.metadata.get("decision") if mat is not None else None
+    if mat is None or decision is None or decision.value != "approved":
+        return dg.SkipReason("the latest decision is not an approval")
+    version = mat.metadata["model_version"].value
+    return dg.RunRequest(
+        run_key=f"{use_case.name}-approved-{version}",
+        tags={"lakeloop/trigger": "approval", "lakeloop/model_version": str(version),
+              "lakeloop/approved_by": str(mat.metadata["by"].value), "use_case": use_case.name})
 
 
-def build(use_case: UseCase, promote_job) -> dg.SensorDefinition:
-    approval_key = keys.key(use_case, keys.DEPLOYMENT, "approval")
-
-    @dg.sensor(name=sensor_name(use_case), job=promote_job, minimum_interval_seconds=30,
-               description=f"Promotes and deploys an approved {use_case.name} challenger.",
-               default_status=dg.DefaultSensorStatus.RUNNING)
-    def approval_sensor(context: dg.SensorEvaluationContext):
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        if "storage_id" not in cursor:
-            latest = context.instance.fetch_materializations(approval_key, limit=1)
-            cursor["storage_id"] = latest.records[0].storage_id if latest.records else 0
-            return dg.SensorResult(cursor=json.dumps(cursor),
-                                   skip_reason="watching approvals from now on")
-        result = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=approval_key, after_storage_id=cursor["storage_id"]),
-            limit=50, ascending=True)
-        requests, cursor = evaluate(result.records, cursor, use_case)
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor),
-                               skip_reason=None if requests else "no new approvals")
+def build(use_case: UseCase, promote_job: Any) -> dg.SensorDefinition:
+    @dg.asset_sensor(asset_key=keys.key(use_case, keys.DEPLOYMENT, "approval"),
+                     job=promote_job, name=sensor_name(use_case), minimum_interval_seconds=30,
+                     description=f"Promotes and deploys an approved {use_case.name} challenger.",
+                     default_status=dg.DefaultSensorStatus.RUNNING)
+    def approval_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+        return request_for(asset_event.asset_materialization, use_case)
 
     return approval_sensor

@@ -9,21 +9,13 @@ from pathlib import Path
 import dagster as dg
 
 from lakeloop.partitions import RANGE_END, RANGE_START
+from lakeloop.raw.snapshots import current, file_sha256
 from lakeloop.settings import Settings
-from lakeloop.snapshots import current
 from lakeloop.usecase import UseCase
 
 
 def sensor_name(use_case: UseCase) -> str:
     return f"{use_case.name}_landing_sensor"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def pending_days(use_case: UseCase, data_root: Path, seen: dict) -> tuple[dict[str, list], dict]:
@@ -47,7 +39,7 @@ def pending_days(use_case: UseCase, data_root: Path, seen: dict) -> tuple[dict[s
             stat = path.stat()
             stamp = [stat.st_size, stat.st_mtime_ns]
             cached = seen.get(str(path))
-            sha = cached[2] if cached and cached[:2] == stamp else _sha256(path)
+            sha = cached[2] if cached and cached[:2] == stamp else file_sha256(path)
             new_seen[str(path)] = [*stamp, sha]
             loaded = current(raw_dir, day.isoformat())
             if loaded is None or loaded.sha256 != sha:

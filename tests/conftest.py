@@ -3,7 +3,6 @@ of the full graph on tiny generated data that the end-to-end tests read from."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import re
@@ -16,8 +15,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from lakeloop.services import port_is_free
 from lakeloop.settings import BUILTIN_USE_CASES, Settings
+from tests.support.services import port_is_free
 
 os.environ.setdefault("TZ", "UTC")
 time.tzset()
@@ -80,7 +79,7 @@ def settings_for(root: Path, use_case_dir: Path) -> Settings:
     """Settings for a test data root; its feature server gets a free port of its own (the
     same for every Settings of one root)."""
     port = _FEATURE_SERVER_PORTS.setdefault(root.resolve(), free_port())
-    return dataclasses.replace(Settings.from_env({}), data_root=root.resolve(),
+    return Settings.from_env({}).replace(data_root=root.resolve(),
                                use_case_dirs=(use_case_dir,), feature_server_port=port)
 
 
@@ -120,7 +119,7 @@ class Materialized:
 def materialized(tmp_path_factory, spark) -> Materialized:
     """The whole graph, raw snapshots to drift reports, in ONE materialisation."""
     from lakeloop.definitions import build_definitions
-    from lakeloop.demo_data import DemoSpec, generate
+    from tests.support.demo_data import DemoSpec, generate
 
     root = tmp_path_factory.mktemp("lakeloop")
     # Not sensitive: the whole graph runs in one materialisation (a sensitive use case

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lakeloop import services
+from tests.support import services
 
-# The same launchers the production-shape services use (lakeloop.services).
+# The same launchers the production-shape services use (tests.support.services).
 free_port = services.free_port
 
 

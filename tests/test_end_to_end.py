@@ -7,8 +7,8 @@ import pytest
 import requests
 
 from lakeloop import keys
-from lakeloop.features import feature_service_name
-from lakeloop.lakehouse import is_delta_table, last_commit
+from lakeloop.features.store import feature_service_name
+from lakeloop.lakehouse.tables import is_delta_table, last_commit
 from lakeloop.usecase import load_use_cases
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -151,7 +151,7 @@ def _assert_report_opens(materialized, mat):
     answers with the HTML report; nothing outside the monitoring reports is served."""
     from urllib.parse import urlsplit
 
-    from lakeloop.reports import serve_in_background
+    from lakeloop.monitoring.server import serve_in_background
 
     link = mat.metadata["report"].value
     assert link.startswith("http://127.0.0.1:") and link.endswith("report.html"), link

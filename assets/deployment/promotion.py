@@ -2,15 +2,16 @@
 champion once approved (sensitive use cases) or at once; the model card records all of it."""
 
 import dagster as dg
-import yaml
 
 from assets.training.model import candidate_version
-from lakeloop import approvals, keys, promotion
+from lakeloop import keys
 from lakeloop.catalog import code_reference
-from lakeloop.deployment import Runtime, endpoint_name, ensure_champion
-from lakeloop.features import FeastResource
-from lakeloop.lakehouse import LakehouseResource
-from lakeloop.serving import ServingResource
+from lakeloop.deployment import champion as champion_lib
+from lakeloop.deployment import promotion
+from lakeloop.deployment.runtime import Runtime
+from lakeloop.deployment.serving import ServingResource
+from lakeloop.features.store import FeastResource
+from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.tracking import MlflowResource
 from lakeloop.usecase import UseCase
 
@@ -23,6 +24,34 @@ def approval_spec(use_case: UseCase) -> dg.AssetSpec:
         "kept on the model version.",
         metadata=code_reference(approval_spec),
         **keys.common(use_case, keys.DEPLOYMENT, "mlflow"))
+
+
+def rollout_metadata(error: champion_lib.RolledBack) -> dict[str, dg.MetadataValue]:
+    return {"rollout": dg.MetadataValue.md(error.report.table()),
+            "strategy": dg.MetadataValue.text(error.report.strategy),
+            "challenger_version": dg.MetadataValue.int(int(error.challenger)),
+            "champion_version": dg.MetadataValue.int(int(error.champion)),
+            "decision": dg.MetadataValue.text("rolled back")}
+
+
+def promotion_metadata(done: champion_lib.Promotion) -> dict[str, dg.MetadataValue]:
+    approval = done.approval
+    out = {
+        "model_version": dg.MetadataValue.int(int(done.version)),
+        "previous_champion": dg.MetadataValue.text(done.previous or "none"),
+        "decision": dg.MetadataValue.text(done.decision),
+        "serving": dg.MetadataValue.text(done.serving),
+        **{f"manifest_{k}": dg.MetadataValue.path(v) for k, v in done.manifests.items()},
+        "approved_by": dg.MetadataValue.text(approval.by if approval else "not required"),
+        "approved_at": dg.MetadataValue.text(approval.at if approval else ""),
+        "approval_reason": dg.MetadataValue.text(approval.reason if approval else ""),
+        "model_card": dg.MetadataValue.md(done.card),
+    }
+    if done.serving != "batch":
+        out["endpoint"] = dg.MetadataValue.url(done.endpoint)
+        out["rollout"] = dg.MetadataValue.md(done.report.table() if done.report else
+                                             "first model: no champion to compare with")
+    return out
 
 
 def build(use_case: UseCase) -> list:
@@ -46,14 +75,13 @@ def build(use_case: UseCase) -> list:
         except promotion.PromotionError as exc:
             raise dg.Failure(str(exc)) from None
         card = promotion.log_card(mlflow, use_case, version)
-        needs = use_case.sensitive
-        if needs:
+        if use_case.sensitive:
             context.log.info(f"v{version} is challenger and awaits approval: `lakeloop approve "
                              f"{use_case.name} {version} --by <you> --reason <why>`")
         return dg.MaterializeResult(metadata={
             "model_version": dg.MetadataValue.int(int(version)),
             "previous_challenger": dg.MetadataValue.text(move.previous or "none"),
-            "approval_required": dg.MetadataValue.bool(needs),
+            "approval_required": dg.MetadataValue.bool(use_case.sensitive),
             "model_version_url": dg.MetadataValue.url(
                 mlflow.model_version_url(use_case.name, version)),
             "model_card": dg.MetadataValue.md(card),
@@ -71,227 +99,20 @@ def build(use_case: UseCase) -> list:
     def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource,
                  serving: ServingResource, lakehouse: LakehouseResource,
                  feast: FeastResource) -> dg.MaterializeResult:
-        from lakeloop import rollout
-        from lakeloop.deployment import (
-            apply_on_cluster,
-            cluster_predictors,
-            render,
-            serve_champion,
-        )
-        from lakeloop.tracking import CHALLENGER, CHAMPION
-
-        current = mlflow.version_by_alias(use_case.name, CHALLENGER)
-        if current is None:
-            raise dg.Failure(f"{use_case.name} has no challenger to promote")
-        version = str(current.version)
-        try:
-            promotion.check_promotable(mlflow, use_case, version)
-        except promotion.PromotionError as exc:
-            raise dg.Failure(str(exc)) from None
-        if not use_case.serving.online:  # scored in batches: no endpoint to roll out on
-            return promote_for_batch(context, mlflow, use_case, version)
         rt = Runtime(use_case, serving, mlflow, lakehouse, feast)
-        previous = mlflow.version_by_alias(use_case.name, CHAMPION)
-        previous = None if previous is None else str(previous.version)
-        out_dir = lakehouse.path(context.asset_key)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        manifests = {}
-        for strategy in ("canary", "shadow", "ab"):
-            if previous is None or previous == version:
-                break
-            path = out_dir / f"v{version}-{strategy}.yaml"
-            path.write_text(yaml.safe_dump(render(
-                rt, strategy, previous, version, use_case.rollout.canary_traffic),
-                sort_keys=False))
-            manifests[strategy] = dg.MetadataValue.path(str(path))
-
-        report = None
-        cluster = serving.kubernetes
-        if previous is not None and previous != version:
-            log_dir = lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))
-            instances = rollout.recent_instances(log_dir, use_case,
-                                                 use_case.rollout.replay_requests)
-            if cluster:
-                try:
-                    # The challenger first joins as a shadow (mirrored traffic, answers
-                    # discarded): it is validated before it takes any traffic.
-                    manifest = apply_on_cluster(rt, "shadow", previous, version)
-                    report, champ, chall = rollout.validate(
-                        rt, previous, version, instances,
-                        predictors=cluster_predictors(rt, manifest, previous, version))
-                    if report.passed:
-                        strategy = use_case.rollout.strategy
-                        manifest = apply_on_cluster(rt, strategy, previous, version,
-                                                    use_case.rollout.canary_traffic)
-                        rollout.canary(rt, report, champ, chall, instances,
-                                       url=serving.deployment_url(manifest))
-                except Exception:  # whatever broke, the champion alone keeps the traffic
-                    apply_on_cluster(rt, "champion", previous)
-                    raise
-            else:
-                report, champ, chall = rollout.validate(rt, previous, version, instances)
-                if report.passed:
-                    rollout.canary(rt, report, champ, chall, instances)
-            promotion.record_rollout(mlflow, use_case, version, report)
-            numbers = {"rollout": dg.MetadataValue.md(report.table()),
-                       "strategy": dg.MetadataValue.text(report.strategy),
-                       "challenger_version": dg.MetadataValue.int(int(version)),
-                       "champion_version": dg.MetadataValue.int(int(previous))}
-            if not report.passed:  # the endpoint goes back to the champion alone
-                if cluster:
-                    apply_on_cluster(rt, "champion", previous)
-                else:
-                    serve_champion(rt, previous)
-                # Recorded on the instance at once: events logged by a step that then
-                # fails are not guaranteed to be kept, and this decision must be.
-                context.instance.report_runless_asset_event(dg.AssetObservation(
-                    asset_key=context.asset_key,
-                    description=f"v{version} rolled back: " + "; ".join(report.reasons),
-                    metadata={**numbers, "decision": dg.MetadataValue.text("rolled back")}))
-                raise dg.Failure(
-                    f"{use_case.name} v{version} was rolled back; champion v{previous} keeps "
-                    "the traffic: " + "; ".join(report.reasons),
-                    metadata={**numbers, "decision": dg.MetadataValue.text("rolled back")})
         try:
-            move = promotion.to_champion(mlflow, use_case, version,
-                                         reason=f"Dagster run {context.run.run_id}")
+            version = champion_lib.challenger_to_promote(rt)
+            done = champion_lib.promote(rt, version, out_dir=lakehouse.path(context.asset_key),
+                                        reason=f"Dagster run {context.run.run_id}")
         except promotion.PromotionError as exc:
             raise dg.Failure(str(exc)) from None
-        if cluster:
-            endpoint_url = serving.deployment_url(apply_on_cluster(rt, "champion", version))
-        else:
-            endpoint_url = serve_champion(rt, version)[0].predictions_url
-        card = promotion.log_card(mlflow, use_case, version)
-        decision = (approvals.read(mlflow.client(), use_case.name, version)
-                    if use_case.sensitive else None)
-        return dg.MaterializeResult(metadata={
-            "model_version": dg.MetadataValue.int(int(version)),
-            "previous_champion": dg.MetadataValue.text(move.previous or "none"),
-            "decision": dg.MetadataValue.text(
-                f"promoted after validation and {report.strategy}" if report
-                else "promoted (first model: nothing to compare with)"),
-            "rollout": dg.MetadataValue.md(report.table() if report else
-                                           "first model: no champion to compare with"),
-            "endpoint": dg.MetadataValue.url(endpoint_url),
-            "serving": dg.MetadataValue.text("kubernetes" if cluster else "local"),
-            **{f"manifest_{k}": v for k, v in manifests.items()},
-            "approved_by": dg.MetadataValue.text(decision.by if decision else "not required"),
-            "approved_at": dg.MetadataValue.text(decision.at if decision else ""),
-            "approval_reason": dg.MetadataValue.text(decision.reason if decision else ""),
-            "model_card": dg.MetadataValue.md(card),
-        })
+        except champion_lib.RolledBack as exc:
+            # Recorded on the instance at once: events logged by a step that then fails are
+            # not guaranteed to be kept, and this decision must be.
+            context.instance.report_runless_asset_event(dg.AssetObservation(
+                asset_key=context.asset_key, metadata=rollout_metadata(exc),
+                description=f"v{exc.challenger} rolled back: " + "; ".join(exc.report.reasons)))
+            raise dg.Failure(str(exc), metadata=rollout_metadata(exc)) from None
+        return dg.MaterializeResult(metadata=promotion_metadata(done))
 
     return [approval, challenger, champion]
-
-
-def promote_for_batch(context, mlflow: MlflowResource, use_case: UseCase,
-                      version: str) -> dg.MaterializeResult:
-    """A batch-scored use case's challenger becomes champion once approved (if needed):
-    the next batch_scores run scores with it, and every score names its version."""
-    try:
-        move = promotion.to_champion(mlflow, use_case, version,
-                                     reason=f"Dagster run {context.run.run_id}")
-    except promotion.PromotionError as exc:
-        raise dg.Failure(str(exc)) from None
-    card = promotion.log_card(mlflow, use_case, version)
-    decision = (approvals.read(mlflow.client(), use_case.name, version)
-                if use_case.sensitive else None)
-    return dg.MaterializeResult(metadata={
-        "model_version": dg.MetadataValue.int(int(version)),
-        "previous_champion": dg.MetadataValue.text(move.previous or "none"),
-        "decision": dg.MetadataValue.text("promoted; batch scoring uses it from its next run"),
-        "serving": dg.MetadataValue.text("batch"),
-        "approved_by": dg.MetadataValue.text(decision.by if decision else "not required"),
-        "model_card": dg.MetadataValue.md(card),
-    })
-
-
-def decide(mlflow: MlflowResource, use_case: UseCase, version: int, decision: str, by: str,
-           reason: str) -> dg.AssetMaterialization:
-    """Record a person's decision on the model version (MLflow tags, model card) and return
-    the approval asset's materialisation that carries it into Dagster (and the sensor)."""
-    done = approvals.record(mlflow.client(), use_case.name, str(version), decision, by, reason)
-    promotion.log_card(mlflow, use_case, str(version))
-    return dg.AssetMaterialization(
-        asset_key=keys.key(use_case, keys.DEPLOYMENT, "approval"),
-        description=f"v{version} {done.status} by {done.by}: {done.reason}",
-        metadata={
-            "model_version": dg.MetadataValue.int(int(version)),
-            "decision": dg.MetadataValue.text(done.status),
-            "by": dg.MetadataValue.text(done.by),
-            "at": dg.MetadataValue.text(done.at),
-            "reason": dg.MetadataValue.text(done.reason),
-        })
-
-
-class ApprovalConfig(dg.Config):
-    version: int
-    decision: str = "approved"
-    by: str
-    reason: str
-
-
-def approval_job(use_case: UseCase) -> dg.JobDefinition:
-    """Approve or reject a challenger from the Dagster UI (Launchpad)."""
-    @dg.op(name=f"{use_case.name}__record_approval")
-    def record(context: dg.OpExecutionContext, config: ApprovalConfig, mlflow: MlflowResource):
-        try:
-            event = decide(mlflow, use_case, config.version, config.decision, config.by,
-                           config.reason)
-        except approvals.ApprovalError as exc:
-            raise dg.Failure(str(exc)) from None
-        context.log_event(event)
-
-    @dg.job(name=f"{use_case.name}_approval",
-            description=f"Record a person's decision on a {use_case.name} challenger.",
-            tags={"use_case": use_case.name})
-    def job():
-        record()
-
-    return job
-
-
-def rollback(rt: Runtime, *, by: str, reason: str):
-    """The previous champion back in the registry and, when a local endpoint serves the use
-    case, on that endpoint too: one action."""
-    move = promotion.rollback(rt.mlflow, rt.use_case, by=by, reason=reason)
-    endpoint = None
-    if rt.serving.endpoint(endpoint_name(rt.use_case)) is not None:
-        endpoint, _ = ensure_champion(rt)
-    return move, endpoint
-
-
-class RollbackConfig(dg.Config):
-    by: str
-    reason: str
-
-
-def rollback_job(use_case: UseCase) -> dg.JobDefinition:
-    champion_key = keys.key(use_case, keys.DEPLOYMENT, "champion")
-
-    @dg.op(name=f"{use_case.name}__rollback")
-    def roll_back(context: dg.OpExecutionContext, config: RollbackConfig,
-                  mlflow: MlflowResource, serving: ServingResource,
-                  lakehouse: LakehouseResource, feast: FeastResource):
-        try:
-            move, endpoint = rollback(Runtime(use_case, serving, mlflow, lakehouse, feast),
-                                      by=config.by, reason=config.reason)
-        except promotion.PromotionError as exc:
-            raise dg.Failure(str(exc)) from None
-        context.log.info(f"champion is v{move.version} again (was v{move.previous})")
-        context.log_event(dg.AssetMaterialization(asset_key=champion_key, metadata={
-            "model_version": dg.MetadataValue.int(int(move.version)),
-            "rolled_back_from": dg.MetadataValue.text(move.previous or ""),
-            "by": dg.MetadataValue.text(config.by),
-            "reason": dg.MetadataValue.text(config.reason),
-            "endpoint": dg.MetadataValue.text(endpoint.predictions_url if endpoint
-                                              else "not running locally"),
-        }))
-
-    @dg.job(name=f"{use_case.name}_rollback",
-            description=f"Put the previous {use_case.name} champion back, in one action.",
-            tags={"use_case": use_case.name})
-    def job():
-        roll_back()
-
-    return job

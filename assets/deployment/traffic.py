@@ -8,52 +8,18 @@ and time, the entity's key and the request-time fields, so a replayed day lands 
 partition of the log and joins its outcomes like any client's request.
 """
 
-import json
-import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
 import dagster as dg
-import numpy as np
-import requests
 
 from lakeloop import keys
-from lakeloop.deployment import Runtime, ensure_champion, render
-from lakeloop.features import FeastResource
-from lakeloop.lakehouse import LakehouseResource, read_window
+from lakeloop.deployment.replay import NotLogged, replay, requests_for
+from lakeloop.deployment.runtime import Runtime, deployment_url
+from lakeloop.deployment.serving import ServingError, ServingResource
+from lakeloop.features.store import FeastResource
+from lakeloop.lakehouse.tables import LakehouseResource, read_window
 from lakeloop.partitions import backfill_policy, daily_partitions, window_of
-from lakeloop.serving import ServingResource, graph_request, request_value
 from lakeloop.spark import SparkResource
-from lakeloop.tracking import CHAMPION, MlflowResource
+from lakeloop.tracking import MlflowResource
 from lakeloop.usecase import UseCase
-
-REPLAY_CONCURRENCY = 4
-
-
-def replay_requests(frame, use_case: UseCase) -> list[dict]:
-    """Each event as a client sends it (see the README): its key and time, the entity's key
-    and the request-time fields (the transformer fetches the rest from the feature store)."""
-    events = use_case.events
-    join_key = use_case.entity.join_key
-    out = []
-    for record in frame.to_dict("records"):
-        instance = {events.key: str(record[events.key]),
-                    events.event_time: record[events.event_time].isoformat() + "Z",
-                    join_key: str(record[join_key]),
-                    **{f: request_value(use_case, f, record[f])
-                       for f in use_case.features.request}}
-        out.append(graph_request([instance], puid=f"replay-{record[events.key]}"))
-    return out
-
-
-
-def logged_request_ids(log_dir: Path, days: list[str]) -> set[str]:
-    seen = set()
-    for ds in days:
-        for path in (log_dir / f"ds={ds}").glob("*.jsonl"):
-            with path.open(encoding="utf-8") as fh:
-                seen.update(json.loads(line)["request_id"] for line in fh if line.strip())
-    return seen
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
@@ -77,54 +43,28 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                        lakehouse: LakehouseResource, serving: ServingResource,
                        mlflow: MlflowResource, feast: FeastResource) -> dg.MaterializeResult:
         start, end = window_of(context)
-        rt = Runtime(use_case, serving, mlflow, lakehouse, feast)
-        if serving.kubernetes:  # the cluster's deployment, through its ingress route
-            champion = mlflow.version_by_alias(use_case.name, CHAMPION)
-            if champion is None:
-                raise dg.Failure(f"{use_case.name} has no champion to send traffic to")
-            url = serving.deployment_url(render(rt, "champion", str(champion.version)))
-            model_version = str(champion.version)
-        else:
-            endpoint, _ = ensure_champion(rt)
-            url, model_version = endpoint.predictions_url, endpoint.model_version
-        session = spark.session()
+        try:
+            url, model_version = deployment_url(Runtime(use_case, serving, mlflow, lakehouse,
+                                                        feast))
+        except ServingError as exc:
+            raise dg.Failure(str(exc)) from None
         src = use_case.events
-        frame = (read_window(session, lakehouse.table(events_key), start, end)
+        frame = (read_window(spark.session(), lakehouse.table(events_key), start, end)
                  .select(src.key, use_case.entity.join_key, src.event_time,
-                         *use_case.features.request)
-                 .orderBy(src.event_time).toPandas())
-        bodies = replay_requests(frame, use_case)
-
-        http = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=REPLAY_CONCURRENCY)
-        http.mount("http://", adapter)
-
-        def send(body):
-            t0 = time.perf_counter()
-            response = http.post(url, json=body, timeout=10)
-            return response.status_code, (time.perf_counter() - t0) * 1000
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(REPLAY_CONCURRENCY) as pool:
-            results = list(pool.map(send, bodies))
-        seconds = time.perf_counter() - started
-        errors = sum(1 for status, _ in results if status != 200)
-        latencies = np.array([ms for _, ms in results]) if results else np.array([0.0])
-
-        log_dir = lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))
-        wanted = {b["meta"]["puid"] for b, (status, _) in zip(bodies, results, strict=True)
-                  if status == 200}
-        deadline = time.monotonic() + 30
-        while wanted - logged_request_ids(log_dir, context.partition_keys):
-            if time.monotonic() > deadline:
-                raise dg.Failure("the endpoint did not log every replayed request within 30s")
-            time.sleep(0.25)
+                         *use_case.features.request).orderBy(src.event_time).toPandas())
+        try:
+            done = replay(url, requests_for(frame, use_case), days=list(context.partition_keys),
+                          log_dir=lakehouse.path(keys.key(use_case, keys.MONITORING,
+                                                          "requests")))
+        except NotLogged as exc:
+            raise dg.Failure(str(exc)) from None
         return dg.MaterializeResult(metadata={
-            "requests": dg.MetadataValue.int(len(bodies)),
-            "errors": dg.MetadataValue.int(errors),
-            "requests_per_s": dg.MetadataValue.float(round(len(bodies) / max(seconds, 1e-9), 1)),
-            "latency_p50_ms": dg.MetadataValue.float(round(float(np.percentile(latencies, 50)), 2)),
-            "latency_p99_ms": dg.MetadataValue.float(round(float(np.percentile(latencies, 99)), 2)),
+            "requests": dg.MetadataValue.int(done.requests),
+            "errors": dg.MetadataValue.int(done.errors),
+            "requests_per_s": dg.MetadataValue.float(
+                round(done.requests / max(done.seconds, 1e-9), 1)),
+            "latency_p50_ms": dg.MetadataValue.float(round(done.latency_p50_ms, 2)),
+            "latency_p99_ms": dg.MetadataValue.float(round(done.latency_p99_ms, 2)),
             "endpoint": dg.MetadataValue.url(url),
             "model_version": dg.MetadataValue.int(int(model_version)),
         })

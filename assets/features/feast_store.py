@@ -1,67 +1,30 @@
 """Feast: the registry applied from the use case, each day materialised online, and a check
 that serving reads the same values training would."""
 
-import datetime as dt
 import time
 from pathlib import Path
 
 import dagster as dg
 
 from lakeloop import keys
-from lakeloop.features import (
+from lakeloop.features import online
+from lakeloop.features.online import SAMPLE
+from lakeloop.features.store import (
     FeastResource,
     FeatureSetChanged,
     check_feature_version,
     feature_service_name,
     feature_view_name,
     hand_written_objects,
-    spark_guard,
     use_case_objects,
 )
 from lakeloop.k8s import pod_tags
-from lakeloop.lakehouse import LakehouseResource, latest_version, read_table
+from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.spark import SparkResource
 from lakeloop.usecase import UseCase
 
 CONSISTENCY_CHECK = "online_matches_offline"
-SAMPLE = 200
-
-
-def latest_offline(gold, use_case: UseCase, until: dt.datetime, entities: list[str]):
-    """The latest gold value per entity with an event time before ``until`` (what a correct
-    materialisation puts online), as {entity: {feature: value}}."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    key = use_case.entity.join_key
-    order = Window.partitionBy(key).orderBy(F.col("event_timestamp").desc(),
-                                            F.col("created_timestamp").desc())
-    rows = (gold.where(F.col(key).isin(entities))
-            .where(F.col("event_timestamp") < F.lit(until.replace(tzinfo=None)))
-            .withColumn("_n", F.row_number().over(order)).where("_n = 1")
-            .select(key, *use_case.entity_features).collect())
-    return {r[key]: {f: r[f] for f in use_case.entity_features} for r in rows}
-
-
-def compare(offline: dict, online: dict[str, list], key: str, features, tolerance=1e-9):
-    """Mismatches between offline values and a Feast online response (column-oriented)."""
-    mismatches = []
-    for i, entity in enumerate(online[key]):
-        expected = offline.get(entity)
-        if expected is None:
-            continue
-        for feature in features:
-            got, want = online[feature][i], expected[feature]
-            if got is None or want is None:
-                same = got is None and want is None
-            elif isinstance(want, str) or isinstance(got, str):  # a category
-                same = str(got) == str(want)
-            else:
-                same = abs(float(got) - float(want)) <= tolerance * max(1.0, abs(float(want)))
-            if not same:
-                mismatches.append(f"{entity}.{feature}: online {got!r}, offline {want!r}")
-    return mismatches
 
 
 def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
@@ -119,53 +82,25 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     )
     def online_features(context: dg.AssetExecutionContext, feast: FeastResource,
                         spark: SparkResource, lakehouse: LakehouseResource):
-        from pyspark.sql import functions as F
-
         start, end = window_of(context)
-        begin = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC)
-        finish = dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
-        session = spark.session()
-        gold_path = lakehouse.table(gold_key)
-        gold_version = latest_version(session, gold_path)
-        gold = read_table(session, gold_path, gold_version)
-        in_window = gold.where(F.col("event_timestamp") >= F.lit(begin.replace(tzinfo=None))) \
-            .where(F.col("event_timestamp") < F.lit(finish.replace(tzinfo=None)))
-        stats = in_window.agg(F.count("*").alias("rows"),
-                              F.countDistinct(use_case.entity.join_key).alias("entities")).first()
-        store = feast.store()
-        started = time.perf_counter()
-        with spark_guard(session):
-            store.materialize(begin, finish, [feature_view_name(use_case)])
-        seconds = time.perf_counter() - started
+        done = online.materialize(feast.store(), spark.session(), lakehouse.table(gold_key),
+                                  use_case, start, end)
         yield dg.MaterializeResult(metadata={
             "feature_view": dg.MetadataValue.text(feature_view_name(use_case)),
-            "window": dg.MetadataValue.text(f"{begin.isoformat()} .. {finish.isoformat()}"),
-            "rows_read": dg.MetadataValue.int(int(stats["rows"])),
-            "entities_written": dg.MetadataValue.int(int(stats["entities"])),
-            "gold_delta_version": dg.MetadataValue.int(gold_version),
-            "duration_s": dg.MetadataValue.float(round(seconds, 3)),
+            "window": dg.MetadataValue.text(f"{done.begin.isoformat()} .. "
+                                            f"{done.finish.isoformat()}"),
+            "rows_read": dg.MetadataValue.int(done.rows_read),
+            "entities_written": dg.MetadataValue.int(done.entities),
+            "gold_delta_version": dg.MetadataValue.int(done.gold_version),
+            "duration_s": dg.MetadataValue.float(round(done.seconds, 3)),
             "online_store": dg.MetadataValue.text(feast.online_store),
         })
-
-        # Training/serving consistency: what serving reads equals the latest offline value,
-        # as of the newest time ever materialised (an older window never rolls it back).
-        view = store.get_feature_view(feature_view_name(use_case))
-        ends = [e if e.tzinfo else e.replace(tzinfo=dt.UTC)
-                for _, e in view.materialization_intervals]
-        newest = max([*ends, finish])
-        key = use_case.entity.join_key
-        sample = [r[key] for r in in_window.select(key).distinct()
-                  .orderBy(F.xxhash64(key)).limit(SAMPLE).collect()]
-        offline = latest_offline(gold, use_case, newest, sample)
-        online = store.get_online_features(
-            features=store.get_feature_service(feature_service_name(use_case)),
-            entity_rows=[{key: k} for k in sample]).to_dict()
-        mismatches = compare(offline, online, key, use_case.entity_features)
+        mismatches = done.mismatches
         yield dg.AssetCheckResult(
             check_name=CONSISTENCY_CHECK, passed=not mismatches,
             description=(f"{len(mismatches)} online values differ from the offline store: "
                          + "; ".join(mismatches[:5])) if mismatches else
-            f"{len(sample)} entities: every online value equals the latest offline value",
-            metadata={"entities_compared": len(sample), "mismatches": len(mismatches)})
+            f"{done.compared} entities: every online value equals the latest offline value",
+            metadata={"entities_compared": done.compared, "mismatches": len(mismatches)})
 
     return [feast_registry, online_features]

@@ -9,7 +9,7 @@ import dagster as dg
 
 from lakeloop import keys
 from lakeloop.k8s import pod_tags
-from lakeloop.lakehouse import (
+from lakeloop.lakehouse.tables import (
     LakehouseResource,
     is_delta_table,
     read_table,

@@ -7,7 +7,7 @@ import dagster as dg
 
 from lakeloop import keys
 from lakeloop.k8s import pod_tags
-from lakeloop.lakehouse import LakehouseResource
+from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.monitoring import drift
 from lakeloop.monitoring.answers import answer_keys, live_answers
 from lakeloop.monitoring.reference import load_reference

@@ -4,7 +4,7 @@ import dagster as dg
 
 from lakeloop import keys
 from lakeloop.k8s import pod_tags
-from lakeloop.lakehouse import LakehouseResource, replace_window
+from lakeloop.lakehouse.tables import LakehouseResource, replace_window
 from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.spark import SparkResource
 from lakeloop.usecase import UseCase

@@ -3,9 +3,9 @@
 import dagster as dg
 
 from lakeloop import keys
-from lakeloop.lakehouse import LakehouseResource
+from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.partitions import backfill_policy, daily_partitions
-from lakeloop.snapshots import SnapshotError, inspect_snapshot, load_snapshot
+from lakeloop.raw import snapshots
 from lakeloop.usecase import UseCase
 
 
@@ -15,6 +15,7 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
 def _snapshot_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
     source = use_case.sources[source_name]
+    nothing = "no outcomes arrived" if source.role == "labels" else "no rows"
 
     @dg.asset(
         key=keys.key(use_case, keys.RAW, source_name),
@@ -26,57 +27,34 @@ def _snapshot_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
     )
     def raw_snapshot(context: dg.AssetExecutionContext,
                      lakehouse: LakehouseResource) -> dg.MaterializeResult:
-        landing = lakehouse.landing(use_case.name, source_name)
         raw_dir = lakehouse.path(context.asset_key)
-        contract = {name: col.type for name, col in source.columns.items()}
-        # Inspect every file of the window before copying any: a bad file fails the run
-        # and leaves the raw layer (and everything after it) untouched.
-        empty_ok = source.missing_file_means_empty
-        problems = []
-        for ds in context.partition_keys:
-            try:
-                inspect_snapshot(landing, ds, source.format, contract,
-                                 missing_means_empty=empty_ok, raw_dir=raw_dir)
-            except SnapshotError as exc:
-                problems.append(str(exc))
-        if problems:
-            # Said in full in the run's log (what a CLI run shows) and the failure itself.
-            for problem in problems:
+        try:
+            loaded = snapshots.load_window(
+                lakehouse.landing(use_case.name, source_name), raw_dir,
+                list(context.partition_keys), source.format,
+                {name: col.type for name, col in source.columns.items()},
+                missing_means_empty=source.missing_file_means_empty)
+        except snapshots.WindowRefused as exc:
+            for problem in exc.problems:  # in full in the run's log, as a CLI run shows it
                 context.log.error(f"{source_name}: {problem}")
-            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
-                                               if len(problems) > 5 else "")
-            raise dg.Failure(
-                description=f"{len(problems)} of {len(context.partition_keys)} snapshots "
-                f"of {source_name} could not be loaded, so no table was written: {shown}",
-                metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems))},
-            )
-        loaded = [load_snapshot(landing, raw_dir, ds, source.format, contract,
-                                missing_means_empty=empty_ok)
-                  for ds in context.partition_keys]
+            raise dg.Failure(description=f"{source_name}: {exc}", metadata={
+                "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in exc.problems))
+            }) from None
         new = [s for s in loaded if not s.duplicate_of_current]
         absent = [s.ds for s in loaded if s.absent]
-        nothing = "no outcomes arrived" if source.role == "labels" else "no rows"
         context.log.info(f"{len(new)} new, {len(loaded) - len(new)} already loaded snapshots"
                          + (f"; no file for {len(absent)} day(s) ({nothing})" if absent else ""))
-        table = "\n".join(
-            ["| day | rows | sha256 | status |", "|---|---:|---|---|"]
-            + [f"| {s.ds} | {s.rows} | "
-               + ("no file | " + nothing if s.absent else
-                  f"`{s.sha256[:16]}` | {'already loaded' if s.duplicate_of_current else 'new'}")
-               + " |" for s in loaded]
-        )
         metadata = {
             "rows": dg.MetadataValue.int(sum(s.rows for s in loaded)),
             "snapshots": dg.MetadataValue.int(len(loaded)),
             "new_snapshots": dg.MetadataValue.int(len(new)),
             "bytes": dg.MetadataValue.int(sum(s.size_bytes for s in loaded)),
-            "snapshot_table": dg.MetadataValue.md(table),
+            "snapshot_table": dg.MetadataValue.md(snapshots.table(loaded, nothing)),
             "path": dg.MetadataValue.path(str(raw_dir)),
         }
         if absent:
             metadata["days_without_file"] = dg.MetadataValue.int(len(absent))
-            metadata["no_file"] = dg.MetadataValue.text(
-                f"{nothing}: {', '.join(absent)}")
+            metadata["no_file"] = dg.MetadataValue.text(f"{nothing}: {', '.join(absent)}")
         if len(loaded) == 1:  # a daily run: the partition's own hash, plotted per partition
             metadata["snapshot_sha256"] = dg.MetadataValue.text(loaded[0].sha256)
         extra = sorted({c for s in loaded for c in s.extra_columns})

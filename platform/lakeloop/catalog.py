@@ -26,8 +26,11 @@ ANCHOR = "pyproject.toml"
 def code_reference(obj: Any) -> dict[str, dg.CodeReferencesMetadataValue]:
     """Metadata that points at where ``obj`` (a function or class) is defined: for an
     ``AssetSpec``, which has no function of its own for Dagster to find."""
+    source = inspect.getsourcefile(obj)
+    if source is None:
+        raise TypeError(f"{obj!r} has no source file to reference")
     reference = dg.LocalFileCodeReference(
-        file_path=str(Path(inspect.getsourcefile(obj)).resolve()),
+        file_path=str(Path(source).resolve()),
         line_number=inspect.getsourcelines(obj)[1])
     return {CODE_REFERENCES: dg.CodeReferencesMetadataValue(code_references=[reference])}
 

@@ -29,15 +29,17 @@ def use_case_assets(use_case: UseCase) -> list:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    from assets.deployment.promotion import approval_job, rollback_job
     from jobs import use_case_jobs
+    from jobs.approvals import approval_job, rollback_job
     from sensors import approvals as approval_sensor
     from sensors import drift as drift_sensor
     from sensors import labels as label_sensor
     from sensors import landing as landing_sensor
     from sensors import performance as performance_sensor
 
-    assets, checks, jobs, schedules, sensors = [], [], [], [], []
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
+    checks: list[dg.AssetChecksDefinition] = []
+    jobs, schedules, sensors = [], [], []
     for use_case in load_use_cases(settings.use_case_dirs):
         for item in use_case_assets(use_case):
             (checks if isinstance(item, dg.AssetChecksDefinition) else assets).append(item)

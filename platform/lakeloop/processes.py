@@ -1,7 +1,10 @@
 """Local service processes (endpoints, the feature server): start, find, stop.
 
-Each runs in its own process group, bound to 127.0.0.1 by default, with a state file under
-the data root so any later run (or `lakeloop serve --stop`) can find and stop it.
+Starting is mirakuru's: the command runs in its own session, the start waits until the
+service answers (or fails with its exit code, or times out and is killed). These services
+outlive the run that started them (a Dagster run deploys an endpoint that later runs and
+`lakeloop serve` use), so each leaves a state file under its directory, and any later process
+finds and stops it by that file (psutil waits for it to go).
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+import psutil
+from mirakuru import Executor
+from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutExpired
 
 
 class ProcessError(RuntimeError):
@@ -28,7 +34,7 @@ class Running:
     pid: int
     port: int
     log: str
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def port_free(host: str, port: int) -> bool:
@@ -43,36 +49,58 @@ def port_free(host: str, port: int) -> bool:
 
 def alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def terminate(pid: int, timeout: float = 15.0) -> bool:
-    """SIGTERM the process group (workers flush and exit), SIGKILL after ``timeout``."""
+    """SIGTERM the process group (workers flush and exit), SIGKILL what is left after
+    ``timeout``; False when nothing was running."""
     try:
+        leader = psutil.Process(pid)
+        group = [leader, *leader.children(recursive=True)]
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    except (psutil.NoSuchProcess, ProcessLookupError):
         return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    _, left = psutil.wait_procs(group, timeout=timeout)
+    if left:
         try:
-            waited, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            waited = 0
-            if not alive(pid):
-                return True
-        if waited == pid:
-            return True
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        psutil.wait_procs(left, timeout=5)
     return True
+
+
+class _Service(Executor):
+    """A mirakuru executor for a service that outlives the process that starts it."""
+
+    def __init__(self, cmd: list[str], *, env: dict[str, str], host: str, ports: list[int],
+                 ready: Callable[[], bool], **kwargs: Any) -> None:
+        super().__init__(cmd, envvars=env, **kwargs)
+        self._host, self._ports, self._ready = host, ports, ready
+
+    @property
+    def envvars(self) -> dict[str, str]:
+        # Exactly the caller's environment: without mirakuru's marker its at-exit cleanup
+        # leaves the service running when the starting run ends.
+        return dict(self._envvars)
+
+    def pre_start_check(self) -> bool:
+        return any(not port_free(self._host, port) for port in self._ports)
+
+    def after_start_check(self) -> bool:
+        return self._ready()
+
+    def detach(self) -> int:
+        """Hand the running process over to its state file (mirakuru would stop it when
+        this object is collected)."""
+        if self.process is None:
+            raise RuntimeError(f"cannot detach {self.command!r}: it is not running")
+        pid = int(self.process.pid)
+        self.process = None
+        return pid
 
 
 class Registry:
@@ -92,33 +120,33 @@ class Registry:
         return running if alive(running.pid) and answers(running.url) else None
 
     def start(self, name: str, cmd: list[str], env: dict[str, str], host: str, ports: list[int],
-              ready: Callable[[str], bool], timeout: float, info: dict | None = None,
+              ready: Callable[[str], bool], timeout: float, info: dict[str, Any] | None = None,
               cwd: Path | None = None) -> Running:
         self.stop(name)
-        for taken in ports:
-            if not port_free(host, taken):
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.state_dir / f"{name}.log"
+        url = f"http://{host}:{ports[0]}"
+        with log_path.open("ab") as log:
+            service = _Service(cmd, env=env, host=host, ports=ports, ready=lambda: ready(url),
+                               cwd=str(cwd or self.state_dir), timeout=timeout, sleep=0.2,
+                               stdin=None, stdout=log, stderr=log)
+            try:
+                service.start()
+            except AlreadyRunning:
+                taken = next(p for p in ports if not port_free(host, p))
                 raise ProcessError(
                     f"port {taken} on {host} is already in use, so {name} cannot start; stop "
                     "whatever holds it (`lakeloop serve --stop` stops Lakeloop's services) or "
-                    "configure another port")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.state_dir / f"{name}.log"
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    cwd=str(cwd or self.state_dir), start_new_session=True)
-        url = f"http://{host}:{ports[0]}"
-        running = Running(name, url, proc.pid, ports[0], str(log_path), info or {})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
+                    "configure another port") from None
+            except ProcessExitedWithError as exc:
                 tail = log_path.read_text(errors="replace")[-2000:]
-                raise ProcessError(f"{name} exited with {proc.returncode}:\n{tail}")
-            if ready(url):
-                self._state(name).write_text(json.dumps(asdict(running)))
-                return running
-            time.sleep(0.2)
-        terminate(proc.pid)
-        raise ProcessError(f"{name} did not become ready within {timeout:.0f}s; see {log_path}")
+                raise ProcessError(f"{name} exited with {exc.exit_code}:\n{tail}") from None
+            except TimeoutExpired:
+                raise ProcessError(f"{name} did not become ready within {timeout:.0f}s; "
+                                   f"see {log_path}") from None
+        running = Running(name, url, service.detach(), ports[0], str(log_path), info or {})
+        self._state(name).write_text(json.dumps(asdict(running)))
+        return running
 
     def stop(self, name: str) -> bool:
         state = self._state(name)

@@ -17,9 +17,9 @@ from typing import Any
 
 import dagster as dg
 
-from lakeloop.features import FeastResource
-from lakeloop.lakehouse import LakehouseResource
-from lakeloop.serving import ServingResource
+from lakeloop.deployment.serving import ServingResource
+from lakeloop.features.store import FeastResource
+from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.settings import Env, Settings
 from lakeloop.spark import SparkResource
 from lakeloop.tracking import MlflowResource
@@ -46,6 +46,10 @@ def _spark(settings: Settings) -> SparkResource:
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     root = settings.data_root
+    # Only when set: otherwise the resource's own default (the in-cluster service) stands.
+    feature_server: dict[str, Any] = (
+        {"cluster_feature_server_url": settings.feature_server_url}
+        if settings.feature_server_url else {})
     serving = ServingResource(
         python=str(settings.serving_python),
         host=settings.serving_host,
@@ -54,8 +58,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         namespace=settings.serving_namespace,
         image=settings.serving_image,
         cluster_gateway_url=settings.serving_gateway_url,
-        **({"cluster_feature_server_url": settings.feature_server_url}
-           if settings.feature_server_url else {}),
+        **feature_server,
     )
     if settings.env is Env.LOCAL:
         return {

@@ -87,11 +87,11 @@ def session_conf(session: SparkSession, settings: dict[str, str]):
     try:
         yield session
     finally:
-        for key, value in before.items():
-            if value is None:
+        for key, previous in before.items():
+            if previous is None:
                 session.conf.unset(key)
             else:
-                session.conf.set(key, value)
+                session.conf.set(key, previous)
 
 
 class JarsMissingError(RuntimeError):

@@ -4,7 +4,7 @@ with a password (Feast's online store), SeaweedFS's S3 gateway (the Delta tables
 artifacts) and an MLflow tracking server, all started here from real binaries. Only the
 Kubernetes API is missing: steps run in-process and serving runs locally.
 
-The graph runs in its own process (``python -m lakeloop.graph_run``): Spark's JVM needs the
+The graph runs in its own process (``python -m tests.support.graph_run``): Spark's JVM needs the
 S3 connector on its classpath from the start, and the other tests' session has none.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from lakeloop.services import ProductionShape
 from tests.conftest import free_port, free_port_pair, write_use_case
+from tests.support.services import ProductionShape
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -38,7 +38,7 @@ def production(tmp_path_factory):
     out = root / "run.json"
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "lakeloop.graph_run", "--days", "30", "--rows-per-day",
+            [sys.executable, "-m", "tests.support.graph_run", "--days", "30", "--rows-per-day",
              "300", "--json", str(out)],
             cwd=PROJECT, env=env, capture_output=True, text=True, timeout=1500)
         result = json.loads(out.read_text()) if out.exists() else {}

@@ -23,8 +23,9 @@ import pytest
 import requests
 import yaml
 
-from lakeloop import keys, quality
+from lakeloop import keys
 from lakeloop.definitions import build_definitions
+from lakeloop.lakehouse import quality
 from lakeloop.settings import PROJECT_ROOT
 from lakeloop.usecase import load_use_cases
 from sensors.drift import sensor_name as drift_sensor_name

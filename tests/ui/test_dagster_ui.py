@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from lakeloop import keys, quality
+from lakeloop import keys
+from lakeloop.lakehouse import quality
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

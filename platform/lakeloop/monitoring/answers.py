@@ -12,7 +12,6 @@ LIVE_PREDICTORS = ("champion", "direct")
 def answer_keys(use_case) -> list:
     """Where a use case's answers are: the inference log (online) and the batch scores."""
     from lakeloop import keys
-
     out = []
     if use_case.serving.online:
         out.append(keys.key(use_case, keys.MONITORING, "inference_log"))
@@ -31,7 +30,7 @@ def live_answers(session, lakehouse, use_case, first: str, last: str, *,
     from pyspark.sql import functions as F
 
     from lakeloop import keys
-    from lakeloop.lakehouse import is_delta_table, read_window
+    from lakeloop.lakehouse.tables import is_delta_table, read_window
 
     key = use_case.events.key
     columns = ["ds", "model_version", key, *use_case.feature_names, "probability",

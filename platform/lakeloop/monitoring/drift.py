@@ -241,7 +241,8 @@ def window_for(day: str, rows_by_day: dict[str, int], min_rows: int, max_days: i
     """The days a judgement of ``day`` rests on: the day alone when it has ``min_rows``,
     otherwise it and the days before it until they do (at most ``max_days`` days)."""
     d = dt.date.fromisoformat(day)
-    days, rows = [], 0
+    days: list[str] = []
+    rows = 0
     for back in range(max_days):
         current = (d - dt.timedelta(days=back)).isoformat()
         days.insert(0, current)

@@ -59,20 +59,22 @@ class Measured:
     def explanation(self, floor: float) -> str:
         if not self.judged:
             return f"not judged: {self.reason}"
+        if self.recall is None or self.recall_interval is None:
+            raise ValueError(f"a judged day has a recall and its interval ({self.evidence})")
         low, high = self.recall_interval
         return (f"recall {self.recall:.3f} (95% interval {low:.3f}..{high:.3f}) on "
                 f"{self.evidence}; floor {floor}" + (" (degraded)" if self.degraded else ""))
 
 
 def measured(labels: np.ndarray, scores: np.ndarray, threshold: float, *, rows: int,
-             mature: bool, maturity_on: str, rule: PerformanceMonitoring) -> Measured:
-    """Judge recall on the answers whose outcome is known (``labels``, ``scores``)."""
-    from sklearn.metrics import roc_auc_score
-
+             mature: bool, maturity_on: str, rule: PerformanceMonitoring,
+             computed: dict | None = None) -> Measured:
+    """Judge recall on the answers whose outcome is known (``labels``, ``scores``).
+    ``computed``: recall, precision and AUC as Evidently's report computed them (the numbers
+    the HTML shows); without it (a day with one outcome class) they are counted here."""
     labels, scores = np.asarray(labels).astype(int), np.asarray(scores, dtype=float)
     evidence = Evidence.of(labels)
     flagged = scores >= threshold
-    caught = int(np.sum(flagged & (labels == 1)))
     approval = float(np.mean(~flagged)) if len(flagged) else 0.0
     reason = ""
     if not mature:
@@ -80,11 +82,16 @@ def measured(labels: np.ndarray, scores: np.ndarray, threshold: float, *, rows: 
                   "labelled so far)")
     elif (short := evidence.shortfall(rule.min_positives)) is not None:
         reason = f"not enough evidence: {short}"
-    recall = caught / evidence.positives if evidence.positives else None
+    if computed is not None:
+        recall, precision, auc = (computed.get("recall"), computed.get("precision"),
+                                  computed.get("auc"))
+    else:
+        caught_now = int(np.sum(flagged & (labels == 1)))
+        recall = caught_now / evidence.positives if evidence.positives else None
+        precision = caught_now / int(flagged.sum()) if flagged.any() else None
+        auc = None
+    caught = round(recall * evidence.positives) if recall is not None else 0
     interval = wilson_interval(caught, evidence.positives) if evidence.positives else None
-    precision = caught / int(flagged.sum()) if flagged.any() else None
-    auc = (float(roc_auc_score(labels, scores))
-           if evidence.positives and evidence.negatives else None)
     judged = not reason
     degraded = bool(judged and upper_bound(caught, evidence.positives, rule.alpha)
                     < rule.recall_min)
@@ -122,6 +129,7 @@ class Estimated:
     def explanation(self, floor: float) -> str:
         if self.recall is None:
             return f"no estimate: {self.reason}"
+        assert self.interval is not None, "an estimated recall comes with its interval"
         low, high = self.interval
         return (f"estimated recall {self.recall:.3f} ({low:.3f}..{high:.3f}) from "
                 f"{self.expected_positives:.0f} expected positives; floor {floor}"

@@ -37,9 +37,9 @@ class Reference:
 def load_reference(session, lakehouse, mlflow, use_case, version: str) -> Reference:
     """The reference of ``version``: its training set's held-out windows, scored."""
     from lakeloop import keys
-    from lakeloop.deployment import load_booster
-    from lakeloop.lakehouse import read_pandas
-    from lakeloop.training import time_split
+    from lakeloop.deployment.runtime import load_booster
+    from lakeloop.lakehouse.tables import read_pandas
+    from lakeloop.training.fit import time_split
 
     tags = mlflow.client().get_model_version(use_case.name, version).tags
     ts_version = int(tags["training_set_version"])

@@ -21,10 +21,10 @@ import requests
 from jobs.use_case_jobs import daily_job_name
 from lakeloop import keys
 from lakeloop.definitions import build_definitions
-from lakeloop.demo_data import default_probability
 from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET, free_port_pair, settings_for, write_use_case
 from tests.services import logged_records
+from tests.support.demo_data import default_probability
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 OVERRIDES = {r"^sensitive: true$": "sensitive: false",
@@ -99,7 +99,7 @@ def client_day(materialized, tmp_path_factory) -> ClientDay:
                                        keys.group(uc, keys.FEATURES)))
 
     # The client: the README's request, one application at a time.
-    from lakeloop.deployment import Runtime, ensure_champion
+    from lakeloop.deployment.runtime import Runtime, ensure_champion
 
     r = defs.resources
     endpoint, _ = ensure_champion(Runtime(uc, r["serving"], r["mlflow"], r["lakehouse"],

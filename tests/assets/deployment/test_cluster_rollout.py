@@ -18,8 +18,8 @@ import pytest
 from jobs.use_case_jobs import retrain_selection
 from lakeloop import keys
 from lakeloop.definitions import build_definitions
-from lakeloop.deployment import Runtime, ensure_champion, predictor_for, route
-from lakeloop.serving import ServingResource
+from lakeloop.deployment.runtime import Runtime, ensure_champion, predictor_for, route
+from lakeloop.deployment.serving import ServingResource
 from lakeloop.tracking import CHALLENGER, CHAMPION
 from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET, free_port, settings_for, write_use_case

@@ -13,9 +13,10 @@ import dagster as dg
 import pytest
 
 from jobs.use_case_jobs import promote_job_name, retrain_job_name, retrain_selection
-from lakeloop import approvals, keys
+from lakeloop import keys
 from lakeloop.definitions import build_definitions
-from lakeloop.promotion import HISTORY
+from lakeloop.deployment import approvals
+from lakeloop.deployment.promotion import HISTORY
 from lakeloop.tracking import CHALLENGER, CHAMPION
 from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET, settings_for, write_use_case
@@ -134,9 +135,11 @@ def test_sensitive_promotion_needs_an_approval_and_rolls_back_in_one_action(mate
     event = instance.get_latest_materialization_event(approval_key).asset_materialization
     assert event.metadata["by"].value == "alice (model risk)"
     sensor = defs.get_sensor_def(f"{uc.name}_approval_sensor")
-    tick = sensor(dg.build_sensor_context(instance=instance,
-                                          cursor=json.dumps({"storage_id": 0})))
+    tick = sensor(dg.build_sensor_context(instance=instance))
     assert [r.run_key for r in tick.run_requests] == [f"{uc.name}-approved-{approved}"]
+    # seen once: the asset sensor's cursor moved past the approval
+    again = sensor(dg.build_sensor_context(instance=instance, cursor=tick.cursor))
+    assert not again.run_requests
 
     # 6. The promote job (what the sensor launches) moves champion and deploys it.
     promote = run_job(materialized, defs, promote_job_name(uc))

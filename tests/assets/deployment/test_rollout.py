@@ -15,7 +15,7 @@ import yaml
 from jobs.use_case_jobs import retrain_job_name, retrain_selection
 from lakeloop import keys
 from lakeloop.definitions import build_definitions
-from lakeloop.serving import ManifestPredictor, render_seldon_deployment
+from lakeloop.deployment.manifests import ManifestPredictor, render_seldon_deployment
 from lakeloop.settings import PROJECT_ROOT
 from lakeloop.tracking import CHALLENGER, CHAMPION
 from lakeloop.usecase import load_use_cases
@@ -172,7 +172,7 @@ def _assert_answers(materialized, url):
 @pytest.mark.slow
 @pytest.mark.integration
 def test_a_shadow_gets_mirrored_traffic_and_its_answers_are_discarded(materialized):
-    from lakeloop.deployment import Runtime, ensure_champion, predictor_for, route
+    from lakeloop.deployment.runtime import Runtime, ensure_champion, predictor_for, route
 
     uc = load_use_cases(materialized.settings.use_case_dirs)[0]
     r = materialized.resources
@@ -186,8 +186,8 @@ def test_a_shadow_gets_mirrored_traffic_and_its_answers_are_discarded(materializ
     try:
         mat = _assert_answers(materialized, endpoint.predictions_url)
         stamp = f"shadow-{time.time_ns()}"
-        body = {"jsonData": mat.metadata["sample_request"].value,
-                "meta": {"puid": stamp, "tags": {"request_key": stamp}}}
+        event = {**mat.metadata["sample_request"].value, uc.events.key: stamp}
+        body = {"jsonData": event, "meta": {"puid": stamp}}
         answer = requests.post(endpoint.predictions_url, json=body, timeout=10).json()
         assert answer["meta"]["tags"]["predictor"] == CHAMPION
         assert answer["meta"]["tags"]["model_version"] == champion
@@ -206,7 +206,7 @@ def test_a_shadow_gets_mirrored_traffic_and_its_answers_are_discarded(materializ
 def test_with_a_cluster_the_manifest_is_applied_server_side():
     """No API server runs here: the Kubernetes API object is a stand-in that records the
     call, which is what the cluster would receive."""
-    from lakeloop.serving import ServingResource
+    from lakeloop.deployment.serving import ServingResource
 
     class FakeCustomObjects:
         def __init__(self):

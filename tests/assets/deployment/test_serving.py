@@ -109,7 +109,7 @@ def test_server_still_answers_after_every_bad_request(graph):
 
 def _stored_features(materialized, uc, applicant: str) -> dict:
     store = materialized.resources["feast"].store()
-    from lakeloop.features import feature_service_name
+    from lakeloop.features.store import feature_service_name
 
     online = store.get_online_features(
         features=store.get_feature_service(feature_service_name(uc)),

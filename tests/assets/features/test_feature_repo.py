@@ -1,7 +1,6 @@
 """The Feast repository comes from the use-case file: versioned feature services, and
 hand-written feature views in feature_repo/ applied beside the generated ones."""
 
-import dataclasses
 import textwrap
 
 import dagster as dg
@@ -39,13 +38,13 @@ def test_feature_sets_are_versioned(tmp_path, spark):
 
     fewer = r"^      - employment_years\n"
     same_version = write_use_case(tmp_path / "v1b", port, **{fewer: ""}).parent
-    result, _ = _apply(lake, dataclasses.replace(base, use_case_dirs=(same_version,)),
+    result, _ = _apply(lake, base.replace(use_case_dirs=(same_version,)),
                        succeed=False)
     assert "bump features.version in credit_risk.yaml" in failure_text(result)
 
     bumped = write_use_case(tmp_path / "v2", port, **{
         fewer: "", r"^features:\n": "features:\n  version: 2\n"}).parent
-    _, store = _apply(lake, dataclasses.replace(base, use_case_dirs=(bumped,)))
+    _, store = _apply(lake, base.replace(use_case_dirs=(bumped,)))
     services = {s.name: s for s in store.list_feature_services()}
     assert set(services) == {"credit_risk_v1", "credit_risk_v2"}
     v2 = [f.name for p in services["credit_risk_v2"].feature_view_projections for f in p.features]
@@ -78,7 +77,7 @@ def test_hand_written_views_are_applied_beside_generated_ones(tmp_path, spark):
             schema=[Field(name="debt_to_income", dtype=Float64)], source=source,
             tags={{"use_case": "credit_risk"}})
     '''))
-    settings = dataclasses.replace(settings_for(lake.root, tmp_path / "use_cases"),
+    settings = settings_for(lake.root, tmp_path / "use_cases").replace(
                                    feature_repo=repo)
     result, store = _apply(lake, settings)
     views = {v.name for v in store.list_feature_views()}

@@ -4,7 +4,7 @@ the same values as the Python SDK."""
 import pytest
 import requests
 
-from lakeloop.features import feature_service_name, online_features_http
+from lakeloop.features.store import feature_service_name, online_features_http
 from lakeloop.resources import build_resources
 from lakeloop.usecase import load_use_cases
 

@@ -2,14 +2,13 @@
 day's materialisation is checked against the offline store, and materialising an older
 window after a newer one never rolls values back."""
 
-import dataclasses
 
 import dagster as dg
 import pytest
 
 from lakeloop import keys
 from lakeloop.definitions import build_definitions
-from lakeloop.features import feature_service_name
+from lakeloop.features.store import feature_service_name
 from lakeloop.usecase import load_use_cases
 from tests.assets.lakehouse.conftest import DAYS, checks_of, failure_text, make_lake
 from tests.conftest import QUIET, settings_for
@@ -25,7 +24,7 @@ def lake(request, tmp_path, spark):
         redis = RedisServer(tmp_path / "redis")
         request.addfinalizer(redis.stop)
         base = settings_for(lake.root, next(iter(lake.root.parent.glob("use_cases"))))
-        settings = dataclasses.replace(base, online_store="redis", redis_url=redis.url)
+        settings = base.replace(online_store="redis", redis_url=redis.url)
         lake.defs = build_definitions(settings)
         lake.use_case = load_use_cases(settings.use_case_dirs)[0]
     lake.backend = request.param

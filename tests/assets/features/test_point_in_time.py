@@ -10,7 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakeloop.features import feature_service_name, pinned_store, spark_guard, use_case_objects
+from lakeloop.features.store import (
+    feature_service_name,
+    pinned_store,
+    spark_guard,
+    use_case_objects,
+)
 from lakeloop.settings import BUILTIN_USE_CASES
 from lakeloop.usecase import load_use_case
 

@@ -12,10 +12,10 @@ import pytest
 
 from lakeloop import keys
 from lakeloop.definitions import build_definitions
-from lakeloop.demo_data import DemoSpec, generate
-from lakeloop.lakehouse import is_delta_table, last_commit
+from lakeloop.lakehouse.tables import is_delta_table, last_commit
 from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET, free_port_pair, settings_for, write_use_case
+from tests.support.demo_data import DemoSpec, generate
 
 START = dt.date(2026, 9, 1)
 DAYS = [(START + dt.timedelta(d)).isoformat() for d in range(4)]

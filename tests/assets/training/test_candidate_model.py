@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lakeloop import keys
-from lakeloop.features import feature_service_name
+from lakeloop.features.store import feature_service_name
 from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET
 
@@ -104,7 +104,8 @@ def test_onnx_artifact_matches_the_native_model(materialized, spark):
     model_dir = mlflow.setup().artifacts.download_artifacts(f"runs:/{mv.run_id}/model")
     booster = xgb.Booster()
     booster.load_model(f"{model_dir}/model.ubj")
-    x = np.random.default_rng(0).uniform(0, 50, size=(500, len(uc.feature_names)))
+    # the model's columns: numeric features, then each categorical one-hot encoded
+    x = np.random.default_rng(0).uniform(0, 50, size=(500, booster.num_features()))
     x = x.astype(np.float32)
     session = ort.InferenceSession(local, providers=["CPUExecutionProvider"])
     portable = session.run(None, {"input": x})[1][:, 1]

@@ -16,11 +16,12 @@ import dagster as dg
 import pytest
 
 from jobs.use_case_jobs import retrain_job_name, retrain_selection
-from lakeloop import keys, onnx_export
+from lakeloop import keys
 from lakeloop.definitions import build_definitions
-from lakeloop.lakehouse import commit_metadata, latest_version, overwrite_table, read_table
+from lakeloop.lakehouse.tables import commit_metadata, latest_version, overwrite_table, read_table
 from lakeloop.tracking import CHALLENGER, CHAMPION
-from lakeloop.training import time_split
+from lakeloop.training import onnx_export
+from lakeloop.training.fit import time_split
 from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET, settings_for, write_use_case
 
@@ -153,7 +154,7 @@ def test_non_deterministic_configuration_is_stopped(materialized, aliases, monke
     candidate, 43 for the check's retraining) so that the candidate is the same good model
     every time: on this tiny data another seed can move a fairness ratio across 0.8, and this
     test is about reproducibility."""
-    from assets.training import model as model_module
+    from lakeloop.training import data as model_module
 
     draws = iter([42, 43])
     monkeypatch.setattr(model_module.random, "randrange", lambda *_: next(draws))
@@ -200,7 +201,8 @@ def test_failed_gate_explains_itself_in_the_registry(materialized, tmp_path, ali
     defs = build_definitions(settings_for(materialized.root, strict.parent))
     result = retrain(materialized, defs=defs)
     version = assert_stopped(materialized, result, "performance_gate", "AUC", "< 0.9999")
-    from lakeloop.promotion import card, gates_of
+    from lakeloop.deployment.promotion import card
+    from lakeloop.training.registry import gates_of
 
     mlflow = materialized.resources["mlflow"]
     verdicts = gates_of(mlflow.client().get_model_version(uc.name, version).tags)

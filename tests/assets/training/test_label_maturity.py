@@ -7,9 +7,9 @@ import dagster as dg
 import pytest
 
 from lakeloop import keys
-from lakeloop.demo_data import DemoSpec, generate
 from tests.assets.lakehouse.conftest import failure_text, make_lake, metadata_of
 from tests.conftest import QUIET
+from tests.support.demo_data import DemoSpec, generate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DAYS, MATURITY = 40, 30

@@ -5,10 +5,10 @@ import dagster as dg
 import pytest
 
 from lakeloop import keys
-from lakeloop.demo_data import DemoSpec, generate
-from lakeloop.lakehouse import commit_metadata, last_commit
+from lakeloop.lakehouse.tables import commit_metadata, last_commit
 from tests.assets.lakehouse.conftest import failure_text, make_lake
 from tests.conftest import QUIET
+from tests.support.demo_data import DemoSpec, generate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DAYS = 24

@@ -1,0 +1,89 @@
+"""Replay: landed events sent to the live endpoint as clients would send them (a demo's
+stand-in for a front end, or a backtest), and waited for in the request log."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import requests
+import tenacity
+
+from lakeloop.deployment.serving import graph_request, request_value
+from lakeloop.usecase import UseCase
+
+CONCURRENCY = 4
+LOG_WAIT_S = 30
+
+
+class NotLogged(RuntimeError):
+    """The endpoint answered but did not log every request in time."""
+
+
+@dataclass(frozen=True)
+class Replayed:
+    requests: int
+    errors: int
+    seconds: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+
+
+def requests_for(frame, use_case: UseCase) -> list[dict]:
+    """Each event as a client sends it (see the README): its key and time, the entity's key
+    and the request-time fields (the transformer fetches the rest from the feature store)."""
+    events = use_case.events
+    join_key = use_case.entity.join_key
+    out = []
+    for record in frame.to_dict("records"):
+        instance = {events.key: str(record[events.key]),
+                    events.event_time: record[events.event_time].isoformat() + "Z",
+                    join_key: str(record[join_key]),
+                    **{f: request_value(use_case, f, record[f])
+                       for f in use_case.features.request}}
+        out.append(graph_request([instance], puid=f"replay-{record[events.key]}"))
+    return out
+
+
+def logged_request_ids(log_dir: Path, days: list[str]) -> set[str]:
+    seen: set[str] = set()
+    for ds in days:
+        for path in (log_dir / f"ds={ds}").glob("*.jsonl"):
+            with path.open(encoding="utf-8") as fh:
+                seen.update(json.loads(line)["request_id"] for line in fh if line.strip())
+    return seen
+
+
+def replay(url: str, bodies: list[dict], *, log_dir: Path, days: list[str]) -> Replayed:
+    """Send every request (a few at a time), then wait until the endpoint has logged each
+    one it answered."""
+    http = requests.Session()
+    http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=CONCURRENCY))
+
+    def send(body):
+        t0 = time.perf_counter()
+        response = http.post(url, json=body, timeout=10)
+        return response.status_code, (time.perf_counter() - t0) * 1000
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        results = list(pool.map(send, bodies))
+    seconds = time.perf_counter() - started
+    latencies = np.array([ms for _, ms in results]) if results else np.array([0.0])
+    wanted = {b["meta"]["puid"] for b, (status, _) in zip(bodies, results, strict=True)
+              if status == 200}
+    try:
+        for attempt in tenacity.Retrying(stop=tenacity.stop_after_delay(LOG_WAIT_S),
+                                         wait=tenacity.wait_fixed(0.25)):
+            with attempt:
+                if wanted - logged_request_ids(log_dir, days):
+                    raise NotLogged
+    except tenacity.RetryError:
+        raise NotLogged(f"the endpoint did not log every replayed request within "
+                        f"{LOG_WAIT_S}s") from None
+    return Replayed(len(bodies), sum(1 for status, _ in results if status != 200), seconds,
+                    float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)))

@@ -1,0 +1,193 @@
+"""Post-deployment validation and the canary: what a challenger must show, on the live
+graph, before it takes all the traffic.
+
+1. smoke: a real request through the challenger's graph answers a probability;
+2. latency: p99 of sequential requests to the challenger's graph under the use case's limit;
+3. shadow comparison: recent production requests (from the request log) replayed through
+   the champion's and the challenger's graphs: decision agreement and mean score shift;
+4. canary (or A/B): the executor splits replayed traffic between the two; the challenger's
+   error rate must stay under the limit.
+Any failed check rolls the endpoint back to the champion alone; every number is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from lakeloop.deployment.runtime import Predictor, Runtime, predictor_for, route
+from lakeloop.deployment.serving import graph_request
+from lakeloop.tracking import CHALLENGER, CHAMPION
+from lakeloop.usecase import UseCase
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    value: float
+    limit: float
+    description: str
+
+
+@dataclass
+class Report:
+    champion: str
+    challenger: str
+    strategy: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [c.description for c in self.checks if not c.passed]
+
+    def to_json(self) -> str:
+        return json.dumps({"champion": self.champion, "challenger": self.challenger,
+                           "strategy": self.strategy, "passed": self.passed,
+                           "checks": [asdict(c) for c in self.checks]}, sort_keys=True)
+
+    def table(self) -> str:
+        lines = ["| check | value | limit | verdict |", "|---|---:|---:|---|"]
+        for c in self.checks:
+            lines.append(f"| {c.name} | {c.value:.4g} | {c.limit:.4g} | "
+                         f"{'passed' if c.passed else '**failed**'} |")
+        return "\n".join(lines)
+
+
+def recent_instances(log_dir: Path, use_case: UseCase, limit: int) -> list[dict]:
+    """The newest answered production requests, as a client would send them again: the
+    entity and its request-time fields (under a rollout key of their own, so that rollout
+    traffic never joins a real event's outcome)."""
+    files = sorted(log_dir.glob("ds=*/*.jsonl"), key=lambda p: (p.parent.name, p.name),
+                   reverse=True)
+    out: list[dict] = []
+    seen: set[str] = set()
+    key = use_case.entity.join_key
+    for path in files:
+        for line in reversed(path.read_text(encoding="utf-8").splitlines()):
+            record = json.loads(line)
+            if record.get("status") != 200 or not record.get("features") \
+                    or not record.get("entity_key") or record["request_id"] in seen \
+                    or record.get("predictor") not in (CHAMPION, "", None):
+                continue
+            seen.add(record["request_id"])
+            out.append({use_case.events.key: f"rollout-{len(out)}", key: record["entity_key"],
+                        **{f: record["features"][f] for f in use_case.features.request}})
+            if len(out) >= limit:
+                return out
+    return out
+
+
+def walk(http: requests.Session, predictor: Predictor, instance: dict,
+         tags: dict | None = None) -> tuple[int, dict, float]:
+    """One request through a predictor's graph, as the executor does; (status, body, ms)."""
+    started = time.perf_counter()
+    body = graph_request([instance], tags)
+    for step in predictor.graph:
+        response = http.post(step, json=body, timeout=10)
+        body = response.json()
+        if response.status_code != 200:
+            return response.status_code, body, (time.perf_counter() - started) * 1000
+    return 200, body, (time.perf_counter() - started) * 1000
+
+
+def _probability(body: dict) -> float:
+    return float(body["data"]["ndarray"][0][0])
+
+
+def validate(rt: Runtime, champion: str, challenger: str, instances: list[dict],
+             predictors: tuple | None = None) -> tuple[Report, Predictor, Predictor]:
+    """Run checks 1 to 3 on the challenger's graph beside the champion's: the local
+    microservices (started here), or ``predictors`` already running on the cluster."""
+    cfg = rt.use_case.rollout
+    report = Report(champion, challenger, cfg.strategy)
+    if predictors is None:
+        predictors = (predictor_for(rt, champion, CHAMPION),
+                      predictor_for(rt, challenger, CHALLENGER))
+    champ, chall = predictors
+    http = requests.Session()
+    if not instances:
+        report.checks.append(Check("smoke", False, 0, 1, "no recent requests in the "
+                                   "request log to validate with"))
+        return report, champ, chall
+    tags = {"request_key": "rollout-validation", "predictor": "validation"}
+    status, body, _ = walk(http, chall, instances[0], tags)
+    ok = status == 200 and 0.0 <= _probability(body) <= 1.0
+    report.checks.append(Check("smoke", ok, float(status), 200.0,
+                               f"v{challenger} answered {status} to a real request"))
+    if not ok:
+        return report, champ, chall
+
+    latencies = [walk(http, chall, instances[i % len(instances)], tags)[2]
+                 for i in range(cfg.latency_requests)]
+    p99 = float(np.percentile(latencies, 99))
+    report.checks.append(Check(
+        "latency_p99_ms", p99 <= cfg.latency_p99_ms_max, p99, cfg.latency_p99_ms_max,
+        f"p99 {p99:.1f} ms over {len(latencies)} sequential requests (limit "
+        f"{cfg.latency_p99_ms_max:g} ms)"))
+
+    pairs = []
+    for instance in instances:
+        s1, b1, _ = walk(http, champ, instance, tags)
+        s2, b2, _ = walk(http, chall, instance, tags)
+        if s1 == 200 and s2 == 200:
+            pairs.append((_probability(b1), int(b1["data"]["ndarray"][0][1]),
+                          _probability(b2), int(b2["data"]["ndarray"][0][1])))
+    arr = np.array(pairs) if pairs else np.zeros((0, 4))
+    agreement = float(np.mean(arr[:, 1] == arr[:, 3])) if len(arr) else 0.0
+    shift = float(np.mean(np.abs(arr[:, 0] - arr[:, 2]))) if len(arr) else 1.0
+    report.checks.append(Check(
+        "shadow_agreement", agreement >= cfg.min_agreement, agreement, cfg.min_agreement,
+        f"decisions agree on {agreement:.1%} of {len(arr)} replayed recent requests "
+        f"(at least {cfg.min_agreement:.0%})"))
+    report.checks.append(Check(
+        "shadow_mean_score_shift", shift <= cfg.max_mean_score_shift, shift,
+        cfg.max_mean_score_shift,
+        f"mean |probability difference| {shift:.4f} (at most {cfg.max_mean_score_shift})"))
+    return report, champ, chall
+
+
+def canary(rt: Runtime, report: Report, champ: Predictor, chall: Predictor,
+           instances: list[dict], url: str | None = None) -> None:
+    """Split replayed traffic through the executor (canary or A/B) or mirror it (shadow);
+    the challenger's share of errors decides. ``url``: the deployment already routes the
+    split (on the cluster, Seldon's ingress route)."""
+    cfg = rt.use_case.rollout
+    if url is None:
+        if cfg.strategy == "shadow":
+            url = route(rt, [(champ, 100)], shadow=chall).predictions_url
+        else:
+            split = 50 if cfg.strategy == "ab" else cfg.canary_traffic
+            url = route(rt, [(champ, 100 - split), (chall, split)]).predictions_url
+    http = requests.Session()
+    by_predictor: dict[str, list[int]] = {}
+    stamp = time.time_ns()
+    for i, instance in enumerate(instances):
+        body = graph_request([instance], {"request_key": f"canary-{report.challenger}"},
+                             puid=f"canary-{report.challenger}-{stamp}-{i}")
+        response = http.post(url, json=body, timeout=10)
+        try:
+            tags = response.json().get("meta", {}).get("tags", {})
+        except ValueError:
+            tags = {}
+        by_predictor.setdefault(tags.get("predictor", "unknown"), []).append(
+            response.status_code)
+    served = by_predictor.get(CHALLENGER, [])
+    if cfg.strategy == "shadow":
+        served = [200] * len(instances)  # the mirror's answers are discarded by design
+    errors = sum(1 for s in served if s != 200)
+    rate = errors / len(served) if served else 1.0
+    report.checks.append(Check(
+        f"{cfg.strategy}_error_rate", bool(served) and rate <= cfg.max_error_rate, rate,
+        cfg.max_error_rate,
+        f"{cfg.strategy}: the challenger answered {len(served)} of {len(instances)} replayed "
+        f"requests with {errors} error(s) ({rate:.1%}; at most {cfg.max_error_rate:.0%})"))

@@ -1,0 +1,1 @@
+"""Features: the Feast objects generated from a use case, the store and its online side."""

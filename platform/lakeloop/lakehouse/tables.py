@@ -1,0 +1,237 @@
+"""Delta Lake on local disk or object storage: paths, partition-exact writes and versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+PARTITION_COLUMN = "ds"
+
+
+class LakehouseResource(dg.ConfigurableResource):
+    """Where every asset of every use case lives: ``<root>/<asset key path>``.
+
+    Two roots: Delta tables under ``table_root`` (local disk, or object storage such as
+    ``s3a://lakeloop/tables``), and working files (raw snapshots, request logs, reports,
+    manifests) under ``data_root``, a local folder or a volume every pod mounts.
+    """
+
+    data_root: str
+    table_root: str = ""
+    # Where ``lakeloop reports`` serves the monitoring reports (one click from the UI).
+    reports_url: str = "http://127.0.0.1:8765"
+
+    def root(self) -> Path:
+        return Path(self.data_root)
+
+    def path(self, key: dg.AssetKey | Sequence[str]) -> Path:
+        """A working-file folder of an asset (always a filesystem path)."""
+        return self.root().joinpath(*_parts(key))
+
+    def table(self, key: dg.AssetKey | Sequence[str]) -> str:
+        """Where an asset's Delta table lives: a local path or an object-storage URI."""
+        root = self.table_root or self.data_root
+        if "://" in root:
+            return "/".join([root.rstrip("/"), *_parts(key)])
+        return str(Path(root).joinpath(*_parts(key)))
+
+    def report_link(self, path: Path | str) -> dg.MetadataValue:
+        """A report's metadata: an http link the UI opens, else its path."""
+        from lakeloop.monitoring.server import report_url
+
+        url = report_url(self.reports_url, self.data_root, path)
+        return dg.MetadataValue.url(url) if url else dg.MetadataValue.path(str(path))
+
+    def uri(self, key: dg.AssetKey | Sequence[str]) -> str:
+        return self.table(key)
+
+    def landing(self, use_case: str, source: str) -> Path:
+        return self.root() / "landing" / use_case / source
+
+
+def _parts(key: dg.AssetKey | Sequence[str]) -> list[str]:
+    parts = list(key.path if isinstance(key, dg.AssetKey) else key)
+    for part in parts:  # asset keys are names, never paths: no way out of the root
+        if not part or part in (".", "..") or "/" in part or "\\" in part:
+            raise ValueError(f"{part!r} is not a valid asset key part")
+    return parts
+
+
+def window_predicate(start: str, end: str, column: str = PARTITION_COLUMN) -> str:
+    """SQL predicate for the inclusive day window [start, end] (validated ISO dates)."""
+    start_d, end_d = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    return f"{column} >= DATE'{start_d.isoformat()}' AND {column} <= DATE'{end_d.isoformat()}'"
+
+
+def days_predicate(days: list[str], column: str = PARTITION_COLUMN) -> str:
+    """SQL predicate for exactly these days (validated ISO dates), as ranges where contiguous."""
+    parsed = sorted({dt.date.fromisoformat(d) for d in days})
+    if not parsed:
+        raise ValueError("no days given")
+    ranges, start = [], parsed[0]
+    for prev, cur in zip(parsed, parsed[1:], strict=False):
+        if (cur - prev).days != 1:
+            ranges.append((start, prev))
+            start = cur
+    ranges.append((start, parsed[-1]))
+    return " OR ".join(
+        f"({column} = DATE'{a.isoformat()}')" if a == b else
+        f"({column} >= DATE'{a.isoformat()}' AND {column} <= DATE'{b.isoformat()}')"
+        for a, b in ranges)
+
+
+def is_delta_table(path: Path | str) -> bool:
+    text = str(path)
+    if "://" in text and not text.startswith("file:"):
+        from delta.tables import DeltaTable
+        from pyspark.sql import SparkSession
+
+        session = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        return DeltaTable.isDeltaTable(session, text)
+    return (Path(text.removeprefix("file:")) / "_delta_log").is_dir()
+
+
+class Commit(NamedTuple):
+    version: int
+    rows_written: int
+
+
+def replace_window(
+    df: DataFrame,
+    path: Path | str,
+    start: str,
+    end: str,
+    *,
+    run_id: str | None = None,
+    merge_schema: bool = False,
+    lineage: dict | None = None,
+    stats_columns: list[str] | None = None,
+) -> Commit:
+    """Replace exactly the partitions of [start, end] in one atomic Delta commit.
+
+    Rows outside the window are rejected by Delta (replaceWhere constraint check), so a bug
+    cannot overwrite a neighbour's partitions. Returns the committed version and row count.
+    """
+    return replace_days(df, path, window_predicate(start, end), run_id=run_id,
+                        merge_schema=merge_schema, lineage=lineage, stats_columns=stats_columns)
+
+
+def replace_days(
+    df: DataFrame,
+    path: Path | str,
+    predicate: str,
+    *,
+    run_id: str | None = None,
+    merge_schema: bool = False,
+    lineage: dict | None = None,
+    stats_columns: list[str] | None = None,
+) -> Commit:
+    """Replace the partitions matching ``predicate`` (see days_predicate) in one commit.
+
+    ``stats_columns`` names the columns Delta keeps min/max statistics for when it creates
+    the table (an empty list: none). Statistics cost time on every write; a table that is
+    only ever read by day (bronze) does not need them.
+    """
+    if stats_columns is not None and not is_delta_table(path):
+        from lakeloop.spark import session_conf
+
+        prefix = "spark.databricks.delta.properties.defaults."
+        conf = ({prefix + "dataSkippingStatsColumns": ",".join(stats_columns)} if stats_columns
+                else {prefix + "dataSkippingNumIndexedCols": "0"})
+        with session_conf(df.sparkSession, conf):
+            return replace_days(df, path, predicate, run_id=run_id, merge_schema=merge_schema,
+                                lineage=lineage)
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .partitionBy(PARTITION_COLUMN)
+    )
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    writer = writer.option("userMetadata", _user_metadata(run_id, lineage))
+    writer.save(str(path))
+    return last_commit(df.sparkSession, path)
+
+
+def overwrite_table(df: DataFrame, path: Path | str, *, run_id: str | None = None,
+                    lineage: dict | None = None) -> Commit:
+    """Replace the whole table in one commit; ``lineage`` is stored in the commit itself."""
+    writer = (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+              .option("userMetadata", _user_metadata(run_id, lineage)))
+    writer.save(str(path))
+    return last_commit(df.sparkSession, path)
+
+
+def _user_metadata(run_id: str | None, lineage: dict | None) -> str:
+    return json.dumps({"dagster_run_id": run_id, **(lineage or {})}, sort_keys=True)
+
+
+def commit_metadata(spark: SparkSession, path: Path | str, version: int) -> dict:
+    """The lineage a commit recorded (run id, the versions it read), from the Delta log."""
+    from delta.tables import DeltaTable
+
+    row = (DeltaTable.forPath(spark, str(path)).history()
+           .where(f"version = {int(version)}").select("userMetadata").first())
+    return json.loads(row["userMetadata"] or "{}") if row else {}
+
+
+def read_table(spark: SparkSession, path: Path | str, version: int | None = None) -> DataFrame:
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(str(path))
+
+
+def read_pandas(spark: SparkSession, path: Path | str, version: int, columns: list[str]):
+    """Columns of a table version as pandas, read by pyarrow from exactly the Parquet files
+    Delta lists for that version (no JVM-to-Python transfer). Falls back to Spark when the
+    version cannot be read file by file: deletion vectors, column mapping, or a wanted
+    column that lives only in partition paths."""
+    import pyarrow.dataset as ds
+    from delta.tables import DeltaTable
+
+    detail = DeltaTable.forPath(spark, str(path)).detail().first()
+    if detail is None:
+        raise ValueError(f"{path}: Delta returned no table detail")
+    features = set(detail["tableFeatures"] or [])
+    partitioned = set(detail["partitionColumns"] or [])
+    if features & {"deletionVectors", "columnMapping"} or partitioned & set(columns):
+        return read_table(spark, path, version).select(*columns).toPandas()
+    files = read_table(spark, path, version).inputFiles()
+    if any("://" in f and not f.startswith("file:") for f in files):  # object storage
+        return read_table(spark, path, version).select(*columns).toPandas()
+    local = sorted(f.removeprefix("file://").removeprefix("file:") for f in files)
+    frame = ds.dataset(local, format="parquet").to_table(columns=columns).to_pandas()
+    for column in frame.columns:  # as Spark hands them over: naive UTC timestamps
+        if getattr(frame[column].dtype, "tz", None) is not None:
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
+
+
+def read_window(spark: SparkSession, path: Path | str, start: str, end: str) -> DataFrame:
+    return read_table(spark, path).where(window_predicate(start, end))
+
+
+def last_commit(spark: SparkSession, path: Path | str) -> Commit:
+    """The table's latest version and the rows its commit wrote (from Delta's own metrics)."""
+    from delta.tables import DeltaTable
+
+    row = (DeltaTable.forPath(spark, str(path)).history(1)
+           .select("version", "operationMetrics").first())
+    if row is None:
+        raise ValueError(f"{path}: the Delta table has no commit history")
+    metrics = row["operationMetrics"] or {}
+    return Commit(int(row["version"]), int(metrics.get("numOutputRows", 0)))
+
+
+def latest_version(spark: SparkSession, path: Path | str) -> int:
+    return last_commit(spark, path).version

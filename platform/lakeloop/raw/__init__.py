@@ -1,0 +1,1 @@
+"""Raw snapshots: the files a source system drops, copied immutably and hashed."""

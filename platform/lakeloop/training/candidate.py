@@ -1,0 +1,157 @@
+"""A candidate model: trained, thresholded, measured, judged by the gates that need no
+retraining (performance, fairness, no regression), explained. Pure computation on a
+training set already loaded: no MLflow, no Dagster (``registry`` records it)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lakeloop.evidence import Evidence, number
+from lakeloop.monitoring import drift as drift_lib
+from lakeloop.training import fit as training
+from lakeloop.training import gates as gate_checks
+from lakeloop.training.data import EVENT_TIMESTAMP, LABEL, TrainingData, fit, resolve
+from lakeloop.training.encoding import Encoding
+from lakeloop.training.explain import ShapImportance, figures, shap_importance
+from lakeloop.training.fairness import GroupFairness, fairness
+from lakeloop.usecase import UseCase
+
+SPLITS = ("train", "validation", "test")
+INLINE = ("plots/roc.png", "plots/confusion_matrix.png")
+
+
+class NotEnoughEvidence(ValueError):
+    """Training cannot even choose a threshold; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The current champion, as the no-regression gate compares with it."""
+
+    version: str
+    booster: Any
+    encoding: Encoding
+    threshold: float
+
+
+@dataclass
+class Candidate:
+    model: training.TrainedModel
+    encoding: Encoding
+    requested: dict[str, Any]
+    resolved: dict[str, Any]
+    threshold: float
+    metrics: dict[str, dict[str, float]]
+    evidence: dict[str, Evidence]
+    fairness: list[GroupFairness]
+    verdicts: list[gate_checks.Verdict]
+    reference_check: drift_lib.DriftVerdict
+    shap: ShapImportance
+    pngs: dict[str, bytes] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def test(self) -> dict[str, float]:
+        return self.metrics["test"]
+
+    @property
+    def failed(self) -> list[str]:
+        return [v.name for v in self.verdicts if not v.passed]
+
+    def summary(self) -> str:
+        return (f"recall {number(self.test['recall'])}, AUC {number(self.test['auc'])} on "
+                f"{self.evidence['test']}; {self.resolved['engine']} on "
+                f"{self.resolved['device']}")
+
+
+def fairness_table(reports: list[GroupFairness]) -> str:
+    """Every group's rates and whether they were judged, as Markdown."""
+    lines = ["| attribute | group | rows | positives | approval rate | TPR | judged |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for rep in reports:
+        for group, row in rep.groups.iterrows():
+            tpr = number(row["tpr"], missing="")
+            judged = ("yes" if row["tpr_judged"] else
+                      f"rates only ({int(row['positives'])} positives)" if row["rate_judged"]
+                      else f"no ({int(row['rows'])} rows)")
+            lines.append(f"| {rep.attribute} | {group} | {int(row['rows'])} | "
+                         f"{int(row['positives'])} | {row['approval_rate']:.3f} | {tpr} | "
+                         f"{judged} |")
+    return "\n".join(lines)
+
+
+def _render(figs: dict) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The figures as PNG files, and the few shown inline in the UI as base64."""
+    import matplotlib.pyplot as plt
+
+    pngs, images = {}, {}
+    for name, fig in figs.items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        pngs[name] = buffer.getvalue()
+        if name in INLINE:
+            small = io.BytesIO()
+            fig.savefig(small, format="png", dpi=60)
+            images[name] = base64.b64encode(small.getvalue()).decode()
+        plt.close(fig)
+    return pngs, images
+
+
+def train_candidate(session, data: TrainingData, use_case: UseCase,
+                    requested: dict[str, Any], champion: Champion | None) -> Candidate:
+    """Train on ``data`` with the run's configuration, choose the decision threshold on the
+    validation window, and judge the newest window."""
+    gates, split = use_case.gates, data.split
+    resolved = resolve(use_case, requested, len(split.train))
+    encoding = Encoding.for_use_case(use_case, split.train)
+    started = time.perf_counter()
+    model = fit(session, data, resolved, encoding)
+    seconds = {"train": time.perf_counter() - started, "load": data.load_seconds}
+    preds = {name: model.predict(getattr(split, name)) for name in SPLITS}
+    labels = {name: getattr(split, name)[LABEL].to_numpy() for name in SPLITS}
+    evidence = {name: Evidence.of(values) for name, values in labels.items()}
+    if evidence["validation"].positives == 0:
+        raise NotEnoughEvidence(
+            f"not enough evidence to train: the validation window "
+            f"({split.bounds(EVENT_TIMESTAMP)['validation']}) holds {evidence['validation']}, "
+            f"so no decision threshold can be chosen; {gate_checks.MORE_EVIDENCE}")
+    threshold = training.choose_threshold(
+        labels["validation"], preds["validation"],
+        min(gates.recall_min + use_case.model.threshold_margin, 1.0))
+    metrics = {name: training.classification_metrics(labels[name], preds[name], threshold)
+               for name in SPLITS}
+    fair = fairness(split.test, preds["test"], labels["test"], threshold,
+                    use_case.protected_attributes, min_group_rows=gates.fairness_min_group_rows,
+                    min_group_positives=gates.fairness_min_group_positives)
+    # The reference's own noise: its two windows judged against each other as a day
+    # against the reference will be. Drift between them would make every report noisy.
+    reference_check = drift_lib.judge(
+        split.validation.assign(probability=preds["validation"]),
+        split.test.assign(probability=preds["test"]),
+        drift_lib.plan_columns(split.validation, list(use_case.feature_names),
+                               use_case.categorical_features),
+        use_case.monitoring.drift, ds="test window")
+    champion_auc = None
+    if champion is not None:
+        champion_auc = training.classification_metrics(
+            labels["test"], champion.booster.inplace_predict(
+                champion.encoding.encode_frame(split.test)), champion.threshold)["auc"]
+    test = metrics["test"]
+    verdicts = [
+        gate_checks.performance(test, threshold, gates, evidence=evidence["test"],
+                                validation=evidence["validation"]),
+        gate_checks.fairness(fair, gates),
+        gate_checks.no_regression(test["auc"], champion_auc,
+                                  None if champion is None else champion.version, gates,
+                                  evidence["test"])]
+    started = time.perf_counter()
+    shap = shap_importance(model, split.test)
+    pngs, images = _render(figures(model, labels["test"], preds["test"], threshold, shap))
+    seconds["explain"] = time.perf_counter() - started
+    return Candidate(model, encoding, requested, resolved, threshold, metrics, evidence, fair,
+                     verdicts, reference_check, shap, pngs, images, seconds)

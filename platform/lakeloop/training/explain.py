@@ -1,0 +1,97 @@
+"""What a model learnt, for a person: SHAP contributions per feature and the usual plots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lakeloop.training.fit import TrainedModel
+
+# What ``shap_importance`` returns: mean |SHAP| per feature (sorted, largest first), the
+# per-row contributions (rows x features) and the feature values to colour them by.
+ShapImportance = tuple[pd.DataFrame, np.ndarray, np.ndarray]
+
+
+def shap_importance(model: TrainedModel, frame: pd.DataFrame, sample: int = 2000,
+                    seed: int = 0) -> ShapImportance:
+    """Mean |SHAP| per feature (XGBoost's exact tree contributions) on a sample; a categorical
+    feature's contribution is the sum over its category columns. Also returns the per-row
+    contributions and a value per feature to colour them by (a category's index)."""
+    import xgboost as xgb
+
+    part = frame.sample(min(sample, len(frame)), random_state=seed) if len(frame) else frame
+    x = model.matrix(part)
+    contribs = model.booster.predict(xgb.DMatrix(x, feature_names=model.encoding.columns),
+                                     pred_contribs=True)[:, :-1]
+    owners = np.array(model.encoding.feature_of_columns())
+    by_feature = np.column_stack([contribs[:, owners == f].sum(axis=1)
+                                  for f in model.features])
+    values = np.column_stack([
+        np.argmax(x[:, owners == f], axis=1).astype(float) if f in model.encoding.categorical
+        else x[:, owners == f][:, 0] for f in model.features])
+    return pd.DataFrame({"feature": model.features,
+                         "mean_abs_shap": np.abs(by_feature).mean(axis=0)}).sort_values(
+        "mean_abs_shap", ascending=False), by_feature, values
+
+
+def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
+            shap_frame: ShapImportance) -> dict[str, Any]:
+    """ROC and precision-recall curves, the confusion matrix at the threshold, feature
+    importance and a SHAP summary, as matplotlib figures keyed by file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    out = {}
+    fpr, tpr, _ = roc_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(fpr, tpr, lw=1.5)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
+    out["plots/roc.png"] = fig
+    precision, recall, _ = precision_recall_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(recall, precision, lw=1.5)
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)")
+    out["plots/precision_recall.png"] = fig
+    flagged = p >= threshold
+    matrix = np.array([[np.sum(~flagged & (y == 0)), np.sum(flagged & (y == 0))],
+                       [np.sum(~flagged & (y == 1)), np.sum(flagged & (y == 1))]])
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center")
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["pred 0", "pred 1"],
+           yticklabels=["true 0", "true 1"], title=f"Confusion at {threshold:.4f}")
+    out["plots/confusion_matrix.png"] = fig
+    by_column = model.booster.get_score(importance_type="gain")
+    gain: dict[str, float] = {}
+    for column, feature in zip(model.encoding.columns, model.encoding.feature_of_columns(),
+                               strict=True):
+        gain[feature] = gain.get(feature, 0.0) + by_column.get(column, 0.0)
+    names = sorted(model.features, key=lambda f: gain.get(f, 0.0))
+    fig, ax = plt.subplots(figsize=(5, 0.35 * len(names) + 1))
+    ax.barh(names, [gain.get(f, 0.0) for f in names])
+    ax.set(title="Feature importance (gain)")
+    out["plots/feature_importance.png"] = fig
+    importance, contribs, x = shap_frame
+    order = list(importance["feature"])[::-1]
+    fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(order) + 1))
+    for row, name in enumerate(order):
+        j = model.features.index(name)
+        values = x[:, j]
+        low, high = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() \
+            else (0.0, 0.0)
+        spread = (values - low) / ((high - low) or 1.0)
+        ax.scatter(contribs[:, j], np.full(len(values), row), c=spread, cmap="coolwarm",
+                   s=4, alpha=0.6)
+    ax.set(yticks=range(len(order)), yticklabels=order, xlabel="SHAP value (log-odds)",
+           title="SHAP summary (colour: feature value)")
+    out["plots/shap_summary.png"] = fig
+    for fig in out.values():
+        fig.tight_layout()
+    return out

@@ -1,0 +1,110 @@
+"""The operating side of a use-case file: monitoring (drift, performance), the scale it runs
+at, serving and rollouts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from lakeloop.usecase.schema import FieldError, _Strict
+
+
+class DriftMonitoring(_Strict):
+    """Drift as a decision with a known false-alarm rate (see lakeloop.monitoring.drift)."""
+
+    # The chance that a day with no change is judged drifted (all columns together).
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    # The smallest change that matters, for a significant column to count as drifted:
+    # numeric columns in reference standard deviations (normed Wasserstein distance),
+    # categorical and binary columns as the share of rows that moved category.
+    min_shift_sd: float = Field(default=0.1, ge=0)
+    min_share_moved: float = Field(default=0.05, ge=0, le=1)
+    # The day drifts when at least this share of the features drifts (and at least one).
+    feature_share: float = Field(default=0.0, ge=0, le=1)
+    # A drifted prediction makes the day drifted on its own.
+    prediction: bool = True
+    # Fewer rows than this in a day: judged with the days before it, up to max_window_days.
+    min_rows: int = Field(default=200, ge=1)
+    max_window_days: int = Field(default=7, ge=1, le=90)
+
+
+class PerformanceMonitoring(_Strict):
+    """Performance in production: measured once outcomes mature, estimated before."""
+
+    # A day is degraded when its recall is significantly (at level alpha) below this.
+    recall_min: float = Field(default=0.85, ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    # A day is judged on at least this many positives with mature outcomes.
+    min_positives: int = Field(default=30, ge=1)
+    # Estimate recall from the model's calibrated scores before outcomes arrive (CBPE), and
+    # let a significant drop request retraining.
+    estimate: bool = True
+
+
+_RENAMED = {
+    "stattest_threshold": "drift.alpha (a false-alarm rate) and drift.min_shift_sd",
+    "drift_share_max": "drift.feature_share",
+    "performance_recall_min": "performance.recall_min",
+    "performance_min_labeled": "performance.min_positives",
+}
+
+
+class Monitoring(_Strict):
+    drift: DriftMonitoring = DriftMonitoring()
+    performance: PerformanceMonitoring = PerformanceMonitoring()
+    retrain_cooldown_days: int = Field(default=7, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in _RENAMED.items():
+                if old in data:
+                    raise FieldError((old,), f"replaced by monitoring.{new}")
+        return data
+
+
+class Scale(_Strict):
+    """How work is cut as data grows: a backfill of more days than this runs as several
+    runs of this many days (each one Spark job per asset over its window); null runs any
+    range as one run."""
+
+    backfill_days_per_run: int | None = Field(default=None, ge=1)
+
+
+class Serving(_Strict):
+    """How the champion scores: ``online`` (an endpoint clients call), ``batch`` (each day's
+    events scored in bulk into a Delta table) or ``both``; monitoring reads what it serves.
+    ``replay`` sends each landed day's events to the endpoint as if clients had (a demo or
+    a backtest; off for real traffic)."""
+
+    port: int = Field(default=9100, ge=1024, le=65000)
+    replicas: int = Field(default=1, ge=1)
+    mode: Literal["online", "batch", "both"] = "online"
+    replay: bool = False
+    # Days with more events than this are scored in Spark (a pandas UDF over the booster);
+    # smaller ones in-process.
+    batch_spark_min_rows: int = Field(default=200_000, ge=1)
+
+    @property
+    def online(self) -> bool:
+        return self.mode in ("online", "both")
+
+    @property
+    def batch(self) -> bool:
+        return self.mode in ("batch", "both")
+
+
+class Rollout(_Strict):
+    """How a challenger reaches production: validated, then a canary (a traffic split), a
+    shadow (mirrored traffic, answers discarded) or an A/B test (an even split)."""
+
+    strategy: Literal["canary", "shadow", "ab"] = "canary"
+    canary_traffic: int = Field(default=10, ge=1, le=50)
+    latency_requests: int = Field(default=50, ge=5)
+    latency_p99_ms_max: float = Field(default=250.0, gt=0)
+    replay_requests: int = Field(default=400, ge=20)
+    min_agreement: float = Field(default=0.9, ge=0, le=1)
+    max_mean_score_shift: float = Field(default=0.1, ge=0, le=1)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)

@@ -1,0 +1,103 @@
+"""A candidate model from a training set, with no Dagster and no MLflow: trained, thresholded
+on the validation window, measured and judged on the newest window, explained."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lakeloop.settings import BUILTIN_USE_CASES
+from lakeloop.training import fit as training
+from lakeloop.training.candidate import (
+    Champion,
+    NotEnoughEvidence,
+    fairness_table,
+    train_candidate,
+)
+from lakeloop.training.data import EVENT_TIMESTAMP, LABEL, TrainingData
+from lakeloop.training.gates import FAIRNESS_GATE, PERFORMANCE_GATE, REGRESSION_GATE
+from lakeloop.usecase import load_use_case
+from tests.support.demo_data import DemoSpec, generate
+
+UC = load_use_case(BUILTIN_USE_CASES / "credit_risk.yaml")
+REQUESTED = {"seed": 42, "device": "cpu", "engine": "xgboost", "num_boost_round": 120,
+             "early_stopping_rounds": 20}
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory) -> pd.DataFrame:
+    """What a training set holds for the demo's use case: features, label, event time and
+    the protected attributes, from the demo's generated files (30 days, no drift)."""
+    landing = tmp_path_factory.mktemp("landing")
+    spec = DemoSpec(days=30, rows_per_day=300, drift_day=None, seed=11)
+    generate(landing, spec)
+    apps = pd.concat(pd.read_csv(p) for p in sorted(
+        (landing / "credit_risk" / "applications").glob("*.csv")))
+    outcomes = pd.concat(pd.read_csv(p) for p in sorted(
+        (landing / "credit_risk" / "outcomes").glob("*.csv")))
+    rows = apps.merge(outcomes, on="application_id")
+    rows["debt_to_income"] = rows["existing_debt"] / rows["income"].clip(lower=1.0)
+    rows[EVENT_TIMESTAMP] = pd.to_datetime(rows["application_ts"])
+    rows[LABEL] = rows["defaulted"].astype(int)
+    return rows[[*UC.feature_names, LABEL, EVENT_TIMESTAMP, *UC.protected_attributes]]
+
+
+def _data(frame: pd.DataFrame) -> TrainingData:
+    split = training.time_split(frame, EVENT_TIMESTAMP, UC.model.validation_fraction,
+                                UC.model.test_fraction)
+    return TrainingData("memory", 0, split)
+
+
+@pytest.fixture(scope="module")
+def candidate(frame):
+    return train_candidate(None, _data(frame), UC, REQUESTED, champion=None)
+
+
+def test_the_threshold_is_chosen_on_validation_and_measured_on_the_newest_window(candidate):
+    validation = candidate.metrics["validation"]
+    target = min(UC.gates.recall_min + UC.model.threshold_margin, 1.0)
+    assert validation["recall"] >= target  # chosen there, never on test
+    assert set(candidate.metrics) == {"train", "validation", "test"}
+    assert 0.5 < candidate.test["auc"] <= 1.0 and 0 < candidate.threshold < 1
+    assert candidate.evidence["test"].positives > 0
+    assert candidate.resolved["engine"] == "xgboost" and candidate.resolved["seed"] == 42
+
+
+def test_every_blocking_gate_is_judged_with_its_reason(candidate):
+    verdicts = {v.name: v for v in candidate.verdicts}
+    assert set(verdicts) == {PERFORMANCE_GATE, FAIRNESS_GATE, REGRESSION_GATE}
+    assert all(v.description for v in verdicts.values())
+    assert candidate.failed == [v.name for v in candidate.verdicts if not v.passed]
+    # no champion yet: nothing to regress from
+    assert verdicts[REGRESSION_GATE].passed
+
+
+def test_the_candidate_is_explained(candidate):
+    assert {"plots/roc.png", "plots/confusion_matrix.png"} <= set(candidate.pngs)
+    assert all(png.startswith(b"\x89PNG") for png in candidate.pngs.values())
+    importance = candidate.shap[0] if isinstance(candidate.shap, tuple) else candidate.shap
+    assert len(importance) == len(UC.feature_names)
+    table = fairness_table(candidate.fairness)
+    assert "| gender | female |" in table and "| age_band |" in table
+
+
+def test_a_champion_much_better_than_the_candidate_stops_it(frame, candidate):
+    # The champion is this candidate; the challenger learns from shuffled labels and is
+    # judged on the same (true) newest window.
+    champion = Champion("7", candidate.model.booster, candidate.encoding, candidate.threshold)
+    split = _data(frame).split
+    shuffled = np.random.default_rng(0).permutation(split.train[LABEL].to_numpy())
+    noise = training.Split(split.train.assign(**{LABEL: shuffled}), split.validation, split.test)
+    worse = train_candidate(None, TrainingData("memory", 0, noise), UC, REQUESTED,
+                            champion=champion)
+    verdict = next(v for v in worse.verdicts if v.name == REGRESSION_GATE)
+    assert not verdict.passed and "v7" in verdict.description
+
+
+def test_no_positive_in_the_validation_window_is_not_enough_evidence(frame):
+    data = _data(frame)
+    split = data.split
+    none = training.Split(split.train, split.validation.assign(**{LABEL: 0}), split.test)
+    with pytest.raises(NotEnoughEvidence, match="validation window"):
+        train_candidate(None, TrainingData("memory", 0, none), UC, REQUESTED, champion=None)

@@ -1,0 +1,142 @@
+"""Model-building functions on small frames: time splits, thresholds, metrics, fairness."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lakeloop.evidence import Evidence
+from lakeloop.training import fit as training
+from lakeloop.training import gates
+from lakeloop.training.encoding import Encoding
+from lakeloop.training.fairness import fairness
+from lakeloop.usecase import Gates
+
+
+def _frame(n=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2.5 * x[:, 0] - 1.5)))).astype(int)
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": y,
+                         "t": pd.date_range("2026-01-01", periods=n, freq="h"),
+                         "group": rng.choice(["x", "y"], size=n)})
+
+
+def test_time_split_never_mixes_time():
+    df = _frame().sample(frac=1, random_state=3)
+    split = training.time_split(df, "t", 0.2, 0.2)
+    assert split.train["t"].max() < split.validation["t"].min()
+    assert split.validation["t"].max() < split.test["t"].min()
+    assert len(split.train) + len(split.validation) + len(split.test) == len(df)
+
+
+def test_time_split_refuses_too_little_data():
+    with pytest.raises(training.TrainingDataError, match="empty"):
+        training.time_split(_frame(2), "t", 0.2, 0.2)
+
+
+def test_choose_threshold_reaches_the_recall_target():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1)
+    threshold = training.choose_threshold(y, p, 0.9)
+    assert training.classification_metrics(y, p, threshold)["recall"] >= 0.9
+    assert training.classification_metrics(y, p, threshold + 1e-3)["recall"] < 0.9 + 0.01
+
+
+def test_training_is_reproducible_byte_for_byte():
+    split = training.time_split(_frame(), "t", 0.2, 0.2)
+    params = training.booster_params({"max_depth": 3}, seed=7, device="cpu")
+    first = training.train(split, Encoding(("a", "b")), "label", params, 50, 10)
+    second = training.train(split, Encoding(("a", "b")), "label", params, 50, 10)
+    assert first.sha256() == second.sha256()
+    assert np.array_equal(first.predict(split.test), second.predict(split.test))
+
+
+def test_resolve_device_without_a_gpu_is_cpu():
+    assert training.resolve_device("auto") in ("cpu", "cuda")
+    if not training.cuda_available():
+        assert training.resolve_device("auto") == "cpu"
+        with pytest.raises(ValueError, match="no usable GPU"):
+            training.resolve_device("cuda")
+
+
+def test_fairness_ratio_and_tpr_gap():
+    frame = pd.DataFrame({"g": ["a"] * 200 + ["b"] * 200})
+    y = np.array([1, 0] * 200)
+    # group a: everyone flagged (approval 0); group b: half flagged
+    p = np.concatenate([np.ones(200), np.tile([1.0, 0.0], 100)])
+    [report] = fairness(frame, p, y, 0.5, ["g"], min_group_rows=10,
+                                 min_group_positives=10)
+    assert report.approval_ratio == pytest.approx(0.0)
+    assert report.groups.loc["b", "approval_rate"] == pytest.approx(0.5)
+    verdict = gates.fairness([report], Gates())
+    assert not verdict.passed and "approval-rate ratio" in verdict.description
+
+
+def test_small_groups_are_reported_but_not_judged():
+    """One group large enough and one tiny one: nothing to compare, so no ratio (None, not a
+    ratio of 1.0 that reads as perfectly fair), and the gate says so instead of passing."""
+    frame = pd.DataFrame({"g": ["a"] * 300 + ["tiny"] * 5})
+    y = np.zeros(305, dtype=int)
+    p = np.concatenate([np.zeros(300), np.ones(5)])
+    [report] = fairness(frame, p, y, 0.5, ["g"], min_group_rows=100)
+    assert report.rate_groups == ["a"]
+    assert report.approval_ratio is None and report.tpr_gap is None
+    assert report.unjudged() == ["a (0 positives: TPR not judged)", "tiny (5 rows)"]
+    verdict = gates.fairness([report], Gates())
+    assert not verdict.passed
+    assert "not enough evidence: 1 of 2 groups" in verdict.description
+    assert "nan" not in verdict.description
+
+
+def test_tpr_gap_with_too_few_positives_is_listed_as_not_judged():
+    frame = pd.DataFrame({"g": ["a"] * 400 + ["b"] * 400})
+    y = np.array(([1] * 60 + [0] * 340) + ([1] * 12 + [0] * 388))
+    p = np.where(y == 1, 0.9, 0.1)
+    [report] = fairness(frame, p, y, 0.5, ["g"], min_group_rows=100,
+                                 min_group_positives=50)
+    assert report.approval_ratio is not None and report.tpr_gap is None
+    verdict = gates.fairness([report], Gates())
+    assert verdict.passed
+    assert "TPR gap not judged (1 of 2 groups have 50 positives)" in verdict.description
+    assert "b (12 positives: TPR not judged)" in verdict.description
+    assert "0.000" not in verdict.description
+
+
+def test_performance_gate_explains_its_numbers():
+    metrics = {"recall": 0.85, "auc": 0.95, "f1": 0.5, "rows": 400}
+    evidence = Evidence(rows=400, positives=100)
+    verdict = gates.performance(metrics, 0.1, Gates(recall_min=0.9), evidence=evidence)
+    assert not verdict.passed
+    assert "recall 0.850 < 0.9" in verdict.description
+    assert "400 rows: 100 positives, 300 negatives" in verdict.description
+    assert gates.performance({**metrics, "recall": 0.93}, 0.1, Gates(),
+                             evidence=evidence).passed
+
+
+def test_performance_gate_refuses_to_judge_on_too_few_positives():
+    """2 positives in 2,019 rows: no recall, no AUC, no nan; the reason and what to do."""
+    metrics = {"recall": 0.5, "auc": float("nan"), "f1": 0.0, "rows": 2019}
+    verdict = gates.performance(metrics, 0.2, Gates(), evidence=Evidence(2019, 2),
+                                validation=Evidence(900, 40))
+    assert not verdict.passed
+    assert verdict.description.startswith("failed: not enough evidence to judge: the test "
+                                          "window holds 2 positives (at least 30 needed)")
+    assert "wait for more outcomes to mature" in verdict.description
+    assert "nan" not in verdict.description.lower()
+    assert verdict.metadata["test_positives"] == 2
+
+
+def test_no_regression_gate_allows_the_tolerance_and_no_more():
+    g = Gates(regression_tolerance=0.02)
+    assert gates.no_regression(0.80, None, None, g).passed  # first model: nothing to compare
+    assert gates.no_regression(0.785, 0.80, "3", g).passed
+    verdict = gates.no_regression(0.77, 0.80, "3", g)
+    assert not verdict.passed
+    assert "champion v3 0.8000" in verdict.description and "0.7700" in verdict.description
+
+
+def test_fairness_of_no_rows_judges_nothing():
+    [report] = fairness(pd.DataFrame({"g": []}), np.array([]), np.array([]), 0.5,
+                                 ["g"])
+    assert report.approval_ratio is None and report.tpr_gap is None and report.unjudged() == []
