@@ -7,7 +7,7 @@ export LAKELOOP_DATA_ROOT ?= $(CURDIR)/.lakeloop
 export DAGSTER_HOME ?= $(LAKELOOP_DATA_ROOT)/dagster
 PY := .venv/bin/python
 
-.PHONY: setup demo test dev bench lint stop clean
+.PHONY: setup demo test chaos dev bench lint stop clean
 
 setup:
 	@infra/local/setup.sh
@@ -17,6 +17,9 @@ demo: setup
 
 test: setup
 	@$(PY) -m pytest
+
+chaos: setup
+	@$(PY) -m pytest -m chaos tests/chaos
 
 dev: setup
 	@mkdir -p $(DAGSTER_HOME) && cp -n infra/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true

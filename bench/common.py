@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -13,12 +12,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+from provenance import ROOT, results_dir, write_result
 
 from lakeloop.profiling import is_spark_driver
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 PYTHON = sys.executable
+QUICK_ENV = "LAKELOOP_BENCH_QUICK"
+
+
+def quick() -> bool:
+    """A smoke run at the smallest sizes (`bench/run.py --quick`): proves the benchmark runs,
+    its figures mean nothing, and it never writes into bench/results."""
+    return os.environ.get(QUICK_ENV, "") not in ("", "0")
 
 
 def machine() -> str:
@@ -52,11 +57,12 @@ class Result:
 
 
 def write(name: str, results: list[Result], extra: dict | None = None) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"results": [r.record() for r in results], **(extra or {})},
-                               indent=2, default=str))
-    return path
+    """bench/results/<name>.json: the figures, the commit and the machine they ran on."""
+    directory = results_dir()
+    if quick() and not os.environ.get("LAKELOOP_BENCH_RESULTS"):
+        directory = Path(tempfile.gettempdir()) / "lakeloop-bench-quick"
+    return write_result(name, {"quick": quick(), "results": [r.record() for r in results],
+                               **(extra or {})}, directory)
 
 
 def run_tracked(cmd: list[str], env: dict[str, str], cwd: Path = ROOT,

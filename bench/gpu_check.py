@@ -1,11 +1,16 @@
 """GPU check: the same XGBoost model on CUDA and on the CPU, timed, with prediction agreement.
 
 Standalone on purpose (numpy and xgboost only), so it runs on a GPU machine without the rest
-of the platform: `python bench/gpu_check.py [--rows 1000000] [--cpu-threads 2]`.
+of the platform: `python bench/gpu_check.py [--rows 1000000] [--rounds 400] [--save]`.
 
-It reads back the device each booster actually used (XGBoost falls back to the CPU silently
-when CUDA is missing) and prints one JSON line: CPU and CUDA seconds, the speed-up, and how
-closely the two models agree (max |probability difference|, share of equal decisions at 0.5).
+The CPU baseline runs on every core this host lets the process use (XGBoost's ``nthread``
+is the size of the process's CPU set, normally ``os.cpu_count()``), so the speed-up is the
+GPU against the whole CPU of the same machine, never against a laptop's two cores; the
+output says how many threads that was. It reads back the device each booster actually used
+(XGBoost falls back to the CPU silently when CUDA is missing) and prints one JSON line: CPU
+and CUDA seconds, the speed-up, how closely the two models agree (max |probability
+difference|, share of equal decisions at 0.5), the machine and the commit. ``--save`` also
+writes it to bench/results/gpu_check.json (for ``bench/report.py``).
 Exit status: 0 when CUDA trained and the speed-up target (>= 3x) was met, 1 when CUDA
 trained but missed it, 2 when no CUDA device was usable here.
 """
@@ -14,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 
 import numpy as np
+from provenance import describe, stamp, usable_cores, write_result
 
 TARGET = 3.0
 
@@ -62,29 +66,31 @@ def train(x, y, device: str, threads: int, rounds: int):
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--cpu-threads", type=int, default=2,
-                        help="CPU threads for the CPU run (the laptop has 2 cores)")
     parser.add_argument("--rounds", type=int, default=400)
+    parser.add_argument("--save", action="store_true",
+                        help="also write bench/results/gpu_check.json")
     args = parser.parse_args(argv)
     import xgboost as xgb
 
+    threads = usable_cores()  # the CPU baseline gets the whole host, like the CUDA run
     x, y = data(args.rows)
-    train(x[:20_000], y[:20_000], "cpu", args.cpu_threads, 5)  # warm the library
-    cpu_seconds, cpu = train(x, y, "cpu", args.cpu_threads, args.rounds)
-    report = {"rows": args.rows, "features": x.shape[1], "xgboost": xgb.__version__,
-              "machine": platform.machine(), "cpu_threads": args.cpu_threads,
+    train(x[:20_000], y[:20_000], "cpu", threads, 5)  # warm the library
+    cpu_seconds, cpu = train(x, y, "cpu", threads, args.rounds)
+    provenance = stamp()
+    report = {"rows": args.rows, "features": x.shape[1], "rounds": args.rounds,
+              "xgboost": xgb.__version__, "cpu_threads": threads,
+              "cpu_baseline": f"XGBoost nthread={threads}: every core this process may use "
+                              f"({provenance['machine']['cores_logical']} logical on the host)",
               "cpu_seconds": round(cpu_seconds, 3), "cpu_rounds": cpu.num_boosted_rounds()}
     try:
-        train(x[:20_000], y[:20_000], "cuda", os.cpu_count() or 1, 5)  # CUDA context
-        cuda_seconds, gpu = train(x, y, "cuda", os.cpu_count() or 1, args.rounds)
+        train(x[:20_000], y[:20_000], "cuda", threads, 5)  # CUDA context
+        cuda_seconds, gpu = train(x, y, "cuda", threads, args.rounds)
     except xgb.core.XGBoostError as exc:
         report.update(cuda=False, reason=str(exc).splitlines()[0])
-        print(json.dumps(report))
-        return 2
+        return _finish(report, provenance, args.save, 2)
     if not used_device(gpu).startswith("cuda"):
         report.update(cuda=False, reason=f"XGBoost fell back to {used_device(gpu)}")
-        print(json.dumps(report))
-        return 2
+        return _finish(report, provenance, args.save, 2)
     p_cpu, p_gpu = cpu.inplace_predict(x), gpu.inplace_predict(x)
     speedup = cpu_seconds / cuda_seconds
     report.update(cuda=True, cuda_seconds=round(cuda_seconds, 3),
@@ -92,8 +98,18 @@ def main(argv: list[str]) -> int:
                   target=f">= {TARGET}x", met=speedup >= TARGET,
                   max_abs_probability_diff=float(np.max(np.abs(p_cpu - p_gpu))),
                   decision_agreement=float(np.mean((p_cpu >= 0.5) == (p_gpu >= 0.5))))
+    return _finish(report, provenance, args.save, 0 if speedup >= TARGET else 1)
+
+
+def _finish(report: dict, provenance: dict, save: bool, status: int) -> int:
+    """One JSON line on stdout (the last line: tests read it), and the result file."""
+    report.update(machine=describe(provenance["machine"]), commit=provenance["commit"],
+                  dirty=provenance["dirty"])
+    if save:
+        path = write_result("gpu_check", {"quick": False, "gpu_check": report})
+        print(f"wrote {path}", file=sys.stderr)
     print(json.dumps(report))
-    return 0 if speedup >= TARGET else 1
+    return status
 
 
 if __name__ == "__main__":

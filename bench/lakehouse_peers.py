@@ -1,15 +1,32 @@
 """The same raw-snapshot-to-gold transform as the Spark assets, on one node, twice: with
 pyarrow and with polars. Same rules (types, nullability, ranges, allowed values, unique key
-per snapshot, first row wins), same outputs (bronze, silver, quarantine, gold as Parquet)."""
+per snapshot, first row wins), same outputs (bronze, silver, quarantine, gold as Parquet).
+
+Each peer runs in a process of its own, as ours runs in the benchmark's process:
+``python bench/lakehouse_peers.py ENGINE RAW_DIR OUT USE_CASE DAY [DAY ...]`` imports
+everything first, then times the transform alone and prints ``{"seconds": ..., "rows": ...}``;
+the benchmark samples that process's memory the way it samples its own (``common.run_tracked``).
+"""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import json
+import resource
+import sys
+import time
 from pathlib import Path
 
-from lakeloop.usecase import UseCase
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from lakeloop.settings import Settings
+from lakeloop.usecase import UseCase, load_use_cases
 
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 INTEGER = r"^[+-]?\d+$"
@@ -25,12 +42,6 @@ def _snapshots(raw_dir: Path, days: list[str]) -> list[tuple[str, Path]]:
 
 # ---------------------------------------------------------------------------------- pyarrow
 def pyarrow_transform(raw_dir: Path, days: list[str], out: Path, use_case: UseCase) -> int:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     source = use_case.events
     rows = 0
     for day, path in _snapshots(raw_dir, days):
@@ -120,8 +131,6 @@ def pyarrow_transform(raw_dir: Path, days: list[str], out: Path, use_case: UseCa
 
 # ----------------------------------------------------------------------------------- polars
 def polars_transform(raw_dir: Path, days: list[str], out: Path, use_case: UseCase) -> int:
-    import polars as pl
-
     source = use_case.events
     kinds = {"double": pl.Float64, "int": pl.Int64, "boolean": pl.Boolean}
     rows = 0
@@ -183,3 +192,25 @@ def polars_transform(raw_dir: Path, days: list[str], out: Path, use_case: UseCas
                       pl.col(source.event_time).alias("event_timestamp"), *features) \
             .write_parquet(out / "gold" / f"ds={day}.parquet")
     return rows
+
+
+TRANSFORMS = {"pyarrow": pyarrow_transform, "polars": polars_transform}
+
+
+def main(argv: list[str]) -> int:
+    engine, raw_dir, out, name, *days = argv
+    use_case = next(u for u in load_use_cases(Settings.from_env({}).use_case_dirs)
+                    if u.name == name)
+    for sub in ("bronze", "silver", "quarantine", "gold"):
+        (Path(out) / sub).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()  # every import is done: the transform alone is timed
+    rows = TRANSFORMS[engine](Path(raw_dir), days, Path(out), use_case)
+    seconds = time.perf_counter() - started
+    # The kernel's own peak for this process (KiB on Linux): a cross-check of the sampling.
+    maxrss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps({"seconds": seconds, "rows": rows, "ru_maxrss_gib": maxrss_gib}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

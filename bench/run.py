@@ -1,18 +1,22 @@
 """`make bench`: run every benchmark under bench/ and print one table.
 
 Each benchmark module has ``run() -> list[Result]`` and measures us and a peer in the same
-run; figures also land in bench/results/<name>.json. Usage: bench/run.py [name ...]
+run; figures also land in bench/results/<name>.json with the commit and the machine they ran
+on (`bench/report.py` renders them). Usage: bench/run.py [--quick] [name ...]; --quick runs
+the benchmarks that support it at their smallest sizes, to prove they run, and writes their
+files to a temporary folder instead.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Result, write  # noqa: E402
+from common import QUICK_ENV, Result, write  # noqa: E402
 
 BENCHMARKS = ["demo_graph", "lakehouse", "features", "training", "serving", "batch_scoring",
               "drift_calibration", "dagster_scale", "production_shape"]
@@ -26,15 +30,21 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or BENCHMARKS
+    quick = "--quick" in argv
+    names = [a for a in argv if a != "--quick"] or BENCHMARKS
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
         return 2
+    if quick:
+        os.environ[QUICK_ENV] = "1"
     rows: list[Result] = []
     for name in names:
         print(f"▶ {name} ...", flush=True)
         module = importlib.import_module(name)
+        if quick and not getattr(module, "QUICK", False):
+            print(f"  {name} has no quick size: skipped")
+            continue
         results = module.run()
         path = write(name, results, getattr(module, "EXTRA", None))
         print(f"  wrote {path}")

@@ -49,6 +49,8 @@ def _inference_log(spark, files: list[str], use_case: UseCase):
     raw = (spark.read.schema(log_schema()).json(files) if files
            else spark.createDataFrame([], log_schema()))
     latest = Window.partitionBy("request_id", "row").orderBy(F.col("logged_at").desc())
+    # A record being appended as the day is read parses as nulls: it is read next time.
+    raw = raw.where(F.col("request_id").isNotNull())
     return (raw.withColumn("_n", F.row_number().over(latest)).where("_n = 1").select(
         "request_id", "row", "request_key", "entity_key",
         F.to_timestamp("event_time").alias("event_time"),

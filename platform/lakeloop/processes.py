@@ -9,10 +9,12 @@ finds and stops it by that file (psutil waits for it to go).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,20 +57,25 @@ def alive(pid: int) -> bool:
 
 
 def terminate(pid: int, timeout: float = 15.0) -> bool:
-    """SIGTERM the process group (workers flush and exit), SIGKILL what is left after
-    ``timeout``; False when nothing was running."""
+    """Stop a service cleanly: SIGTERM its leader first (gunicorn's master then lets its
+    workers finish the requests in flight before it stops them and its helper processes,
+    such as seldon-core's metrics manager, which would otherwise die first and fail those
+    requests), then the rest of the group; SIGKILL what is left after ``timeout``. False
+    when nothing was running."""
     try:
         leader = psutil.Process(pid)
         group = [leader, *leader.children(recursive=True)]
-        os.killpg(pid, signal.SIGTERM)
-    except (psutil.NoSuchProcess, ProcessLookupError):
+        leader.terminate()
+    except psutil.NoSuchProcess:
         return False
-    _, left = psutil.wait_procs(group, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    psutil.wait_procs([leader], timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    _, left = psutil.wait_procs(group, timeout=max(1.0, deadline - time.monotonic()))
     if left:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         psutil.wait_procs(left, timeout=5)
     return True
 

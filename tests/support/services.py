@@ -152,9 +152,11 @@ class Postgres:
 
 
 class Redis:
-    """redis-server on 127.0.0.1, no persistence; with a password unless asked otherwise."""
+    """redis-server on 127.0.0.1; with a password unless asked otherwise. Without
+    ``persist`` it keeps nothing on disk; with it, every write goes to its append-only file,
+    so a restart (``restart``) comes back with the data, as a production Redis does."""
 
-    def __init__(self, directory: Path, password: bool = True):
+    def __init__(self, directory: Path, password: bool = True, persist: bool = False):
         binary = shutil.which("redis-server")
         if binary is None:
             raise ServiceError("redis-server is not installed; `make setup` installs it")
@@ -164,10 +166,16 @@ class Redis:
         self.log = directory / "redis.log"
         config = directory / "redis.conf"  # the password in a file, not on the command line
         auth = f"requirepass {self.password}\n" if password else ""
-        config.write_text(f"bind 127.0.0.1\nport {self.port}\nsave \"\"\nappendonly no\n"
+        durability = ("appendonly yes\nappendfsync always\n" if persist
+                      else "save \"\"\nappendonly no\n")
+        config.write_text(f"bind 127.0.0.1\nport {self.port}\n{durability}"
                           f"dir {directory}\n{auth}")
         config.chmod(0o600)
-        self.proc = _launch([binary, str(config)], self._ready, "Redis", self.log)
+        self._cmd = [binary, str(config)]
+        self.start()
+
+    def start(self) -> None:
+        self.proc = _launch(self._cmd, self._ready, "Redis", self.log)
 
     def _ready(self) -> bool:
         import redis
@@ -180,7 +188,8 @@ class Redis:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.proc.stop()
+        if self.proc.running():
+            self.proc.stop()
 
 
 class SeaweedS3:

@@ -21,6 +21,7 @@ import numpy as np
 import requests
 
 from lakeloop.deployment.runtime import Predictor, Runtime, predictor_for, route
+from lakeloop.deployment.seldon.request_log import complete_lines
 from lakeloop.deployment.serving import graph_request
 from lakeloop.tracking import CHALLENGER, CHAMPION
 from lakeloop.usecase import UseCase
@@ -73,7 +74,7 @@ def recent_instances(log_dir: Path, use_case: UseCase, limit: int) -> list[dict]
     seen: set[str] = set()
     key = use_case.entity.join_key
     for path in files:
-        for line in reversed(path.read_text(encoding="utf-8").splitlines()):
+        for line in reversed(list(complete_lines(path))):
             record = json.loads(line)
             if record.get("status") != 200 or not record.get("features") \
                     or not record.get("entity_key") or record["request_id"] in seen \
@@ -88,16 +89,17 @@ def recent_instances(log_dir: Path, use_case: UseCase, limit: int) -> list[dict]
 
 
 def walk(http: requests.Session, predictor: Predictor, instance: dict,
-         tags: dict | None = None) -> tuple[int, dict, float]:
-    """One request through a predictor's graph, as the executor does; (status, body, ms)."""
-    started = time.perf_counter()
+         tags: dict | None = None, clock=time.perf_counter) -> tuple[int, dict, float]:
+    """One request through a predictor's graph, as the executor does; (status, body, ms).
+    ``clock``: seconds, monotonic (a test passes scripted latencies through it)."""
+    started = clock()
     body = graph_request([instance], tags)
     for step in predictor.graph:
         response = http.post(step, json=body, timeout=10)
         body = response.json()
         if response.status_code != 200:
-            return response.status_code, body, (time.perf_counter() - started) * 1000
-    return 200, body, (time.perf_counter() - started) * 1000
+            return response.status_code, body, (clock() - started) * 1000
+    return 200, body, (clock() - started) * 1000
 
 
 def _probability(body: dict) -> float:
@@ -105,9 +107,11 @@ def _probability(body: dict) -> float:
 
 
 def validate(rt: Runtime, champion: str, challenger: str, instances: list[dict],
-             predictors: tuple | None = None) -> tuple[Report, Predictor, Predictor]:
+             predictors: tuple | None = None,
+             clock=time.perf_counter) -> tuple[Report, Predictor, Predictor]:
     """Run checks 1 to 3 on the challenger's graph beside the champion's: the local
-    microservices (started here), or ``predictors`` already running on the cluster."""
+    microservices (started here), or ``predictors`` already running on the cluster.
+    ``clock`` times the latency check's requests."""
     cfg = rt.use_case.rollout
     report = Report(champion, challenger, cfg.strategy)
     if predictors is None:
@@ -127,7 +131,7 @@ def validate(rt: Runtime, champion: str, challenger: str, instances: list[dict],
     if not ok:
         return report, champ, chall
 
-    latencies = [walk(http, chall, instances[i % len(instances)], tags)[2]
+    latencies = [walk(http, chall, instances[i % len(instances)], tags, clock)[2]
                  for i in range(cfg.latency_requests)]
     p99 = float(np.percentile(latencies, 99))
     report.checks.append(Check(

@@ -188,11 +188,13 @@ def serve_champion(rt: Runtime, version: str) -> tuple[Endpoint, Predictor]:
 
 def ensure_champion(rt: Runtime) -> tuple[Endpoint, Predictor]:
     """The public endpoint serving the registry's champion, started if it is down, serves
-    another version or still routes a rollout."""
+    another version or still routes a rollout; Feast's feature server, which it reads,
+    started if it is down (a crashed process is restarted, nothing else is touched)."""
     champion = rt.mlflow.version_by_alias(rt.use_case.name, CHAMPION)
     if champion is None:
         raise dg.Failure(f"{rt.use_case.name} has no champion model yet: materialize "
                          f"{rt.use_case.name}/deployment/seldon_deployment first")
+    rt.feast.ensure_feature_server()
     version = str(champion.version)
     running = rt.serving.endpoint(endpoint_name(rt.use_case))
     predictor = running_predictor(rt, CHAMPION)

@@ -83,9 +83,6 @@ def test_a_rollout_on_the_cluster_is_applied_and_judged_there(materialized, tmp_
     rt = Runtime(uc, local, r["mlflow"], r["lakehouse"], r["feast"])
     cluster = StandInCluster(rt, ports)
     monkeypatch.setattr(ServingResource, "custom_objects", lambda self: cluster)
-    # The gateway answers Seldon's ingress path; the local executor answers the plain one.
-    monkeypatch.setattr(ServingResource, "deployment_url",
-                        lambda self, manifest: f"{self.cluster_gateway_url}/api/v1.0/predictions")
     mlflow = r["mlflow"]
     champion = str(mlflow.version_by_alias(uc.name, CHAMPION).version)
     selection = retrain_selection(uc).resolve(defs.resolve_asset_graph()) - {

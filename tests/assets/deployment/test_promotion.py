@@ -135,10 +135,11 @@ def test_sensitive_promotion_needs_an_approval_and_rolls_back_in_one_action(mate
     event = instance.get_latest_materialization_event(approval_key).asset_materialization
     assert event.metadata["by"].value == "alice (model risk)"
     sensor = defs.get_sensor_def(f"{uc.name}_approval_sensor")
-    tick = sensor(dg.build_sensor_context(instance=instance))
+    tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
     assert [r.run_key for r in tick.run_requests] == [f"{uc.name}-approved-{approved}"]
     # seen once: the asset sensor's cursor moved past the approval
-    again = sensor(dg.build_sensor_context(instance=instance, cursor=tick.cursor))
+    again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance,
+                                                         cursor=tick.cursor))
     assert not again.run_requests
 
     # 6. The promote job (what the sensor launches) moves champion and deploys it.

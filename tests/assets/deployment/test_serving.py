@@ -192,7 +192,7 @@ def test_requests_and_rejections_land_in_the_request_log(materialized, graph):
     assert (good.status_code, bad.status_code) == (200, 404)
     log_dir = materialized.resources["lakehouse"].path(keys.key(uc, keys.MONITORING,
                                                                 "requests"))
-    found = logged_records(log_dir, stamp, expected=2)
+    found = logged_records(log_dir, stamp)
     ok, unknown = found[f"{stamp}-ok"], found[f"{stamp}-unknown"]
     assert ok["status"] == 200 and ok["predictor"] == "champion"
     assert ok["model_version"] == str(meta["model_version"].value)

@@ -15,6 +15,7 @@ from lakeloop import keys
 from lakeloop.features.store import feature_service_name
 from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET
+from tests.support.gpu import gpu_present
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 PLOTS = {"roc", "precision_recall", "confusion_matrix", "feature_importance", "shap_summary"}
@@ -59,8 +60,9 @@ def test_training_run_records_lineage_both_ways(materialized, spark):
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     for name, value in uc.model.params.items():
         assert float(params[name]) == pytest.approx(float(value)), name
-    assert params["seed"] == str(uc.model.seed) and params["device"] == "cpu"
-    assert params["tree_method"] == "hist" and tags["lakeloop.device"] == "cpu"
+    device = "cuda" if gpu_present() else "cpu"  # the use case asks for auto
+    assert params["seed"] == str(uc.model.seed) and params["device"] == device
+    assert params["tree_method"] == "hist" and tags["lakeloop.device"] == device
     for split in ("train", "validation", "test"):
         for metric in ("auc", "recall", "precision", "f1"):
             assert f"{split}_{metric}" in metrics, f"{split}_{metric}"

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from lakeloop.deployment.rollout import Report, recent_instances, validate
@@ -30,6 +32,7 @@ class FakeGraph:
 
     bias: float = 0.0
     status: int = 200
+    delay_s: float = 0.0  # an injected latency: predict sleeps this long
 
     def score(self, instance: dict) -> float:
         return 1 / (1 + math.exp(-(instance["loan_amount"] / 10_000 - 2 + self.bias)))
@@ -40,6 +43,8 @@ class FakeGraph:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/predict":
+                    time.sleep(graph.delay_s)
                 if self.path == "/predict" and graph.status == 200:
                     p = graph.score(body["jsonData"])
                     body = {"data": {"ndarray": [[p, int(p >= 0.5)]]}, "meta": body["meta"]}
@@ -115,6 +120,51 @@ def test_no_recent_requests_is_a_failed_check_not_a_pass():
                                 (champion.predictor, challenger.predictor))
     assert not report.passed and "no recent requests" in report.reasons[0]
     assert not Report("1", "2", "canary").passed  # no checks at all never passes
+
+
+def _rollout(**settings):
+    """The built-in use case with rollout settings changed."""
+    use_case = UC.model_copy(update={"rollout": UC.rollout.model_copy(update=settings)})
+    return SimpleNamespace(use_case=use_case)
+
+
+def scripted(latencies_ms):
+    """A clock under which the n-th timed request takes latencies_ms[n]."""
+    ticks, now = [], 0.0
+    for ms in latencies_ms:
+        ticks += [now, now + ms / 1000]
+        now += ms / 1000 + 1.0
+    return iter(ticks).__next__
+
+
+@pytest.mark.parametrize("latencies, passed", [
+    ([240.0] * 50, True),
+    ([250.0] * 50, True),  # at the limit is within it
+    ([251.0] * 50, False),
+    ([10.0] * 49 + [1_000.0], False),  # one slow request in 50 is the p99
+    ([10.0] * 48 + [1_000.0] + [10.0], False),  # wherever it comes
+])
+def test_the_latency_rule_is_the_p99_of_the_timed_requests_against_the_limit(latencies, passed):
+    rt = _rollout(latency_requests=50, latency_p99_ms_max=250.0)
+    with FakeGraph() as champion, FakeGraph() as challenger:
+        report, _, _ = validate(rt, "1", "2", _instances(10),
+                                (champion.predictor, challenger.predictor),
+                                clock=scripted(latencies))
+    check = next(c for c in report.checks if c.name == "latency_p99_ms")
+    assert check.value == pytest.approx(float(np.percentile(latencies, 99)))
+    assert check.passed is passed and report.passed is passed
+    assert "over 50 sequential requests (limit 250 ms)" in check.description
+
+
+def test_a_challenger_slower_than_the_limit_fails_on_the_wire():
+    """A real delay in the challenger's predict (not a scripted clock): each request takes
+    at least the delay, so the check fails whatever the machine's load."""
+    rt = _rollout(latency_requests=5, latency_p99_ms_max=100.0)
+    with FakeGraph() as champion, FakeGraph(delay_s=0.15) as challenger:
+        report, _, _ = validate(rt, "1", "2", _instances(5),
+                                (champion.predictor, challenger.predictor))
+    check = next(c for c in report.checks if c.name == "latency_p99_ms")
+    assert not check.passed and check.value >= 150.0 and not report.passed
 
 
 def _log(path, records):

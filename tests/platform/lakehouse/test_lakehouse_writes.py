@@ -1,5 +1,6 @@
 """Delta writes under real concurrency and failure: separate writer processes (their own
-JVMs) replace days of one table at the same time, or get killed in the middle of a write."""
+JVMs) replace days of one table at the same time, or get killed in the middle of a write;
+the faults are injected at a known point of the write (see delta_writer)."""
 
 import os
 import signal
@@ -10,17 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from lakeloop.lakehouse.tables import last_commit
+from lakeloop.lakehouse.tables import last_commit, replace_window
+from tests.platform.lakehouse.delta_writer import frame
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ROWS = 2000
 
 
-def _writer(path, day, value, slow=0.0):
+def _writer(path, day, value, *fault: str):
     return subprocess.Popen(
         [sys.executable, "-m", "tests.platform.lakehouse.delta_writer", str(path), day, value,
-         str(ROWS), str(slow)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         str(ROWS), *fault], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True)
 
 
@@ -30,60 +32,86 @@ def _values(spark, path, day):
     return {r["value"]: r["count"] for r in rows}
 
 
+def _ids(spark, path, day):
+    rows = spark.read.format("delta").load(str(path)).where(f"ds = DATE'{day}'").select("id")
+    return sorted(r["id"] for r in rows.collect())
+
+
+def _write_here(spark, path, day, value) -> int:
+    """A write by this process (the test's own Spark session), with no fault."""
+    return replace_window(frame(spark, day, value, ROWS), path, day, day,
+                          run_id=f"test-{value}").version
+
+
 def _seed(spark, path):
-    proc = _writer(path, "2026-09-01", "seed")
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
-    return last_commit(spark, path).version
+    return _write_here(spark, path, "2026-09-01", "seed")
 
 
-def test_writers_of_different_days_both_succeed(tmp_path, spark):
+def _overlapping(path, tmp_path, first: tuple[str, str], second: tuple[str, str]):
+    """Two writers whose last tasks wait for each other: both transactions are open and
+    both have written data files before either commits."""
+    a, b = tmp_path / "a.ready", tmp_path / "b.ready"
+    return (_writer(path, *first, "--barrier", str(a), str(b)),
+            _writer(path, *second, "--barrier", str(b), str(a)))
+
+
+def _wait_for(condition, proc, what: str, limit_s: float = 600) -> None:
+    """Wait for an event of the writer (a file it creates), not for an amount of time; the
+    limit only ends the wait on a writer that hangs before it."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, f"the writer never {what}"
+        time.sleep(0.1)
+
+
+def test_overlapping_writers_of_different_days_both_land(tmp_path, spark):
     path = tmp_path / "t"
     seeded = _seed(spark, path)
-    a, b = _writer(path, "2026-09-02", "a"), _writer(path, "2026-09-03", "b")
-    outs = [p.communicate(timeout=300)[0] for p in (a, b)]
+    a, b = _overlapping(path, tmp_path, ("2026-09-02", "a"), ("2026-09-03", "b"))
+    outs = [p.communicate(timeout=600)[0] for p in (a, b)]
     assert a.returncode == 0 and b.returncode == 0, outs
     assert _values(spark, path, "2026-09-02") == {"a": ROWS}
     assert _values(spark, path, "2026-09-03") == {"b": ROWS}
     assert _values(spark, path, "2026-09-01") == {"seed": ROWS}
+    for day in ("2026-09-02", "2026-09-03"):  # no row lost, none twice
+        assert _ids(spark, path, day) == list(range(ROWS))
     assert last_commit(spark, path).version == seeded + 2
 
 
-def test_writers_of_the_same_day_never_leave_a_mix(tmp_path, spark):
+def test_overlapping_writers_of_the_same_day_conflict_and_never_leave_a_mix(tmp_path, spark):
     path = tmp_path / "t"
-    _seed(spark, path)
-    a, b = _writer(path, "2026-09-02", "a"), _writer(path, "2026-09-02", "b")
-    outs = [p.communicate(timeout=300)[0] for p in (a, b)]
-    codes = (a.returncode, b.returncode)
-    assert 0 in codes, outs
-    values = _values(spark, path, "2026-09-02")
-    assert len(values) == 1 and sum(values.values()) == ROWS, values
-    winner = next(iter(values))
-    if codes != (0, 0):  # the loser saw Delta's conflict and committed nothing
-        loser = outs[codes.index(next(c for c in codes if c != 0))]
-        assert "Concurrent" in loser, loser
-        assert winner == ("a" if codes[0] == 0 else "b")
+    seeded = _seed(spark, path)
+    a, b = _overlapping(path, tmp_path, ("2026-09-02", "a"), ("2026-09-02", "b"))
+    outs = [p.communicate(timeout=600)[0] for p in (a, b)]
+    codes = [a.returncode, b.returncode]
+    # The conflict branch runs every time: one commits, the other sees Delta's conflict.
+    assert sorted(codes) != [0, 0] and 0 in codes, outs
+    winner, loser = ("a", outs[1]) if codes[0] == 0 else ("b", outs[0])
+    assert "Concurrent" in loser, loser
+    assert _values(spark, path, "2026-09-02") == {winner: ROWS}
+    assert _ids(spark, path, "2026-09-02") == list(range(ROWS))
+    assert last_commit(spark, path).version == seeded + 1
 
 
-def test_a_writer_killed_mid_write_leaves_the_table_as_it_was(tmp_path, spark):
+def test_a_writer_killed_between_its_data_files_and_its_commit_leaves_the_table_as_it_was(
+        tmp_path, spark):
     path = tmp_path / "t"
     seeded = _seed(spark, path)
     day_dir = path / "ds=2026-09-02"
-    proc = _writer(path, "2026-09-02", "doomed", slow=2.0)
-    deadline = time.monotonic() + 240
-    while not (day_dir.exists() and any(day_dir.iterdir())):
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline, "the writer never started writing"
-        time.sleep(0.2)
+    marker = tmp_path / "held"
+    proc = _writer(path, "2026-09-02", "doomed", "--hold", str(marker))
+    _wait_for(marker.exists, proc, "reached its last task")
+    # Seven of the eight tasks have written their data files; the commit waits for the 8th.
+    _wait_for(lambda: len(list(day_dir.glob("*.parquet"))) >= 7, proc,
+              "wrote the other tasks' data files")
     os.killpg(proc.pid, signal.SIGKILL)  # the writer and its JVM, mid-write
     proc.wait(timeout=30)
-    assert any(day_dir.iterdir())  # data files were written...
+    assert len(list(day_dir.glob("*.parquet"))) >= 7  # data files were written...
     assert last_commit(spark, path).version == seeded  # ...but never committed
     assert _values(spark, path, "2026-09-02") == {}
     assert _values(spark, path, "2026-09-01") == {"seed": ROWS}
 
-    rerun = _writer(path, "2026-09-02", "again")
-    out, _ = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, out
-    assert last_commit(spark, path).version == seeded + 1
+    assert _write_here(spark, path, "2026-09-02", "again") == seeded + 1  # the rerun
     assert _values(spark, path, "2026-09-02") == {"again": ROWS}  # lands exactly once
+    assert _ids(spark, path, "2026-09-02") == list(range(ROWS))

@@ -10,6 +10,7 @@ from lakeloop.training import gates
 from lakeloop.training.encoding import Encoding
 from lakeloop.training.fairness import fairness
 from lakeloop.usecase import Gates
+from tests.support.gpu import gpu_present
 
 
 def _frame(n=1000, seed=0):
@@ -52,12 +53,30 @@ def test_training_is_reproducible_byte_for_byte():
     assert np.array_equal(first.predict(split.test), second.predict(split.test))
 
 
-def test_resolve_device_without_a_gpu_is_cpu():
-    assert training.resolve_device("auto") in ("cpu", "cuda")
-    if not training.cuda_available():
+def test_resolve_device_follows_the_machine():
+    if gpu_present():
+        assert training.resolve_device("auto") == "cuda"
+        assert training.resolve_device("cuda") == "cuda"
+    else:
         assert training.resolve_device("auto") == "cpu"
         with pytest.raises(ValueError, match="no usable GPU"):
             training.resolve_device("cuda")
+    assert training.resolve_device("cpu") == "cpu"
+
+
+def test_a_silent_cpu_fallback_is_not_a_gpu(monkeypatch):
+    """XGBoost asked for cuda without a usable device trains on the CPU and says nothing:
+    the probe reads back the device used. (A CUDA build is faked: none is installed here.)"""
+    import xgboost as xgb
+
+    real_train = xgb.train
+
+    def cpu_anyway(params, dtrain, num_boost_round):
+        return real_train({**params, "device": "cpu"}, dtrain, num_boost_round)
+
+    monkeypatch.setattr(xgb, "build_info", lambda: {"USE_CUDA": True})
+    monkeypatch.setattr(xgb, "train", cpu_anyway)
+    assert training.cuda_available.__wrapped__() is False
 
 
 def test_fairness_ratio_and_tpr_gap():

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import socket
 import sys
 import threading
@@ -23,6 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import requests
 
 PREDICT_PATHS = ("/api/v1.0/predictions", "/predict")
+# Seldon's ingress route, /seldon/<namespace>/<deployment>/api/v1.0/predictions: the executor
+# stands in for the gateway as well, so a client's cluster URL works against it unchanged.
+INGRESS_PATH = re.compile(r"/seldon/[a-z0-9][-a-z0-9]*/[a-z0-9][-a-z0-9.]*/api/v1\.0/predictions")
 HEALTH_PATHS = ("/health/ping", "/health/status", "/api/v1.0/health/status")
 
 
@@ -66,10 +70,7 @@ class Executor:
         body = msg
         for step in predictor["graph"]:
             try:
-                # json.dumps, not requests' json=: a non-finite number travels on to the
-                # component that names the field, instead of failing here.
-                response = self.http().post(step, data=json.dumps(body), timeout=self.timeout,
-                                            headers={"Content-Type": "application/json"})
+                response = self._post(step, body)
             except requests.RequestException as exc:
                 return 503, error_body(f"{predictor['name']}: {step} did not answer "
                                        f"({type(exc).__name__})", "UPSTREAM_UNAVAILABLE")
@@ -81,6 +82,22 @@ class Executor:
             if response.status_code != 200:
                 return response.status_code, body
         return 200, body
+
+    def _post(self, step: str, body: dict) -> requests.Response:
+        """One step's call. A connection that fails before any answer (a pooled keep-alive
+        connection the component had just closed, or a component that restarted) is tried
+        once more on a new one; a timeout is not (it would double the client's wait)."""
+        # json.dumps, not requests' json=: a non-finite number travels on to the component
+        # that names the field, instead of failing here.
+        data = json.dumps(body)
+        headers = {"Content-Type": "application/json"}
+        try:
+            return self.http().post(step, data=data, timeout=self.timeout, headers=headers)
+        except requests.Timeout:
+            raise
+        except requests.ConnectionError:
+            self.local.session = None  # every pooled connection of this thread is suspect
+            return self.http().post(step, data=data, timeout=self.timeout, headers=headers)
 
     def predict(self, msg: dict) -> tuple[int, dict, str]:
         meta = msg.get("meta")
@@ -148,12 +165,13 @@ def handler_for(executor: Executor, instance_id: str):
             if self.path in HEALTH_PATHS:
                 self._send(200, {"status": "ok", "instance_id": instance_id,
                                  "predictors": [p["name"] for p in executor.predictors],
-                                 "shadow": (executor.shadow or {}).get("name")})
+                                 "shadow": (executor.shadow or {}).get("name"),
+                                 "shadow_pending": executor.mirror.unfinished_tasks})
             else:
                 self._send(404, error_body(f"no route {self.path}", "NOT_FOUND"))
 
         def do_POST(self):  # noqa: N802
-            if self.path not in PREDICT_PATHS:
+            if self.path not in PREDICT_PATHS and not INGRESS_PATH.fullmatch(self.path):
                 self._send(404, error_body(f"no route {self.path}", "NOT_FOUND"))
                 return
             length = int(self.headers.get("Content-Length") or 0)
