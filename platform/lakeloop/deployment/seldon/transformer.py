@@ -196,11 +196,18 @@ class FeatureTransformer:
 
         if self.http is None:
             raise RequestError("transformer not loaded yet", "NOT_READY", status_code=503)
+        url = f"{self.feature_server_url}/get-online-features"
+        body = {"feature_service": self.feature_service,
+                "entities": {self.schema.entity_key: keys}}
         try:
-            response = self.http.post(
-                f"{self.feature_server_url}/get-online-features", timeout=self.timeout_s,
-                json={"feature_service": self.feature_service,
-                      "entities": {self.schema.entity_key: keys}})
+            try:
+                response = self.http.post(url, timeout=self.timeout_s, json=body)
+            except requests.Timeout:
+                raise
+            except requests.ConnectionError:
+                # A connection that failed before any answer (a pooled keep-alive connection
+                # the feature server had just closed as idle): once more, on a new one.
+                response = self.http.post(url, timeout=self.timeout_s, json=body)
         except requests.RequestException as exc:
             raise RequestError(f"the feature store did not answer: {type(exc).__name__}",
                                "FEATURE_STORE_UNAVAILABLE", status_code=503) from None
