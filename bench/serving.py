@@ -121,7 +121,8 @@ def run() -> list[Result]:
                                     json={"jsonData": instance}, timeout=5).json()
         row = transformed["data"]["ndarray"][0]
         names = config["features"]
-        x = np.asarray([row], dtype=np.float32)
+        # the model's own columns (categories one-hot), as the model server builds them
+        x = np.asarray(config["encoding"].encode_rows([row]), dtype=np.float32)
         graph_body = {"jsonData": instance}
         model_body = {"data": {"names": names, "ndarray": [row]}}
 
