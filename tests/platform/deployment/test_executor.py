@@ -4,6 +4,7 @@ mirrored without touching the answer, and any message shape routed or refused cl
 import pytest
 
 from lakeloop.deployment.seldon.executor import Executor, pick
+from tests.support.flaky_server import drops_first_connection
 
 CANARY = [{"name": "champion", "traffic": 90, "graph": []},
           {"name": "challenger", "traffic": 10, "graph": []}]
@@ -41,28 +42,8 @@ def test_shadow_gets_a_copy_and_the_client_gets_the_live_answer(msg):
 def test_a_connection_closed_before_any_answer_is_tried_once_more():
     """A component that drops the first connection without answering (as a server does with
     an idle keep-alive connection it just closed) costs the client nothing."""
-    import socket
-    import threading
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def serve():
-        first, _ = listener.accept()
-        first.recv(65536)
-        first.close()  # no answer at all
-        second, _ = listener.accept()
-        second.recv(65536)
-        body = b'{"data": "answered"}'
-        second.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        second.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    executor = Executor({"predictors": [{"name": "champion", "traffic": 100,
-                                         "graph": [f"http://127.0.0.1:{port}/predict"]}]})
-    status, body, _ = executor.predict({"jsonData": {}})
-    thread.join(10)
-    listener.close()
+    with drops_first_connection({"data": "answered"}) as port:
+        executor = Executor({"predictors": [{"name": "champion", "traffic": 100,
+                                             "graph": [f"http://127.0.0.1:{port}/predict"]}]})
+        status, body, _ = executor.predict({"jsonData": {}})
     assert (status, body["data"]) == (200, "answered")

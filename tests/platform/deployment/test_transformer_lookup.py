@@ -4,13 +4,13 @@ does not answer at all is a 503 FEATURE_STORE_UNAVAILABLE, within the lookup tim
 
 import json
 import socket
-import threading
 import time
 
 import pytest
 
 from lakeloop.deployment.seldon.errors import RequestError
 from lakeloop.deployment.seldon.transformer import FeatureTransformer
+from tests.support.flaky_server import drops_first_connection
 
 SCHEMA = {"event_key": "application_id", "event_time": "application_ts",
           "entity_key": "applicant_id", "request_features": [], "entity_features": ["income"],
@@ -27,25 +27,8 @@ def _transformer(port: int) -> FeatureTransformer:
 
 
 def test_a_connection_dropped_before_the_answer_is_tried_once_more():
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def serve():
-        first, _ = listener.accept()
-        first.recv(65536)
-        first.close()  # closed without an answer
-        second, _ = listener.accept()
-        second.recv(65536)
-        body = json.dumps(ANSWER).encode()
-        second.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        second.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert _transformer(port)._online(["a1"])["income"] == [52_000.0]
-    thread.join(10)
-    listener.close()
+    with drops_first_connection(ANSWER) as port:
+        assert _transformer(port)._online(["a1"])["income"] == [52_000.0]
 
 
 def test_no_feature_server_is_a_503_with_the_reason_at_once():
