@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import dagster as dg
 import pytest
 
 from lakeloop.settings import BUILTIN_USE_CASES, Settings
-from tests.support.services import port_is_free
+from tests.support import ports
 
 os.environ.setdefault("TZ", "UTC")
 time.tzset()
@@ -31,32 +30,16 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 SERVING_PORT_OFFSETS = (0, 10, 11, 12, 13, 20, 21, 22, 23)  # executor, two predictors
-_TAKEN: set[int] = set()
 
 
 def free_port_pair() -> int:
     """A base port P whose serving ports (P, P+10..13, P+20..23) are all free on 127.0.0.1
     and not handed out to another fixture of this session."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        wanted = [port + o for o in SERVING_PORT_OFFSETS]
-        if port < 60000 and not _TAKEN & set(wanted) and all(map(port_is_free, wanted)):
-            _TAKEN.update(wanted)
-            return port
-    raise RuntimeError("no free serving ports")
+    return ports.reserve(SERVING_PORT_OFFSETS)
 
 
 def free_port() -> int:
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _TAKEN:
-            _TAKEN.add(port)
-            return port
-    raise RuntimeError("no free port")
+    return ports.reserve()
 
 
 _FEATURE_SERVER_PORTS: dict[Path, int] = {}

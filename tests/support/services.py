@@ -14,7 +14,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from mirakuru import Executor
 from mirakuru.exceptions import ProcessExitedWithError, ProcessFinishedWithError, TimeoutExpired
 
 from lakeloop.settings import PROJECT_ROOT
+from tests.support import ports
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 WEED = PROJECT_ROOT / ".cache" / "bin" / "weed"
@@ -36,19 +36,10 @@ class ServiceError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return ports.reserve()
 
 
-def port_is_free(port: int) -> bool:
-    """Nothing listens on ``port`` of 127.0.0.1."""
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+port_is_free = ports.is_free
 
 
 class _Launched(Executor):
@@ -209,12 +200,7 @@ class SeaweedS3:
                           + '"}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}')
         config.chmod(0o600)
         # gRPC ports are the HTTP ports + 10000: pick HTTP ports whose twins are free too.
-        ports = []
-        while len(ports) < 4:
-            port = free_port()
-            if port + 10000 < 65536 and port_is_free(port + 10000) and port not in ports:
-                ports.append(port)
-        master, volume, filer, self.port = ports
+        master, volume, filer, self.port = (ports.reserve((0, 10000)) for _ in range(4))
         self.log = directory / "weed.log"
         (directory / "data").mkdir(exist_ok=True)
         self.proc = _launch(
