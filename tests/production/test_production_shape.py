@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import free_port, free_port_pair, write_use_case
 from tests.support.services import ProductionShape
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.integration]
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -115,11 +115,10 @@ class Postgres:
                         "-E", "UTF8", "--no-sync"],
                        check=True, capture_output=True)
         pwfile.unlink()
-        self.proc = _launch(
-            [*_as_postgres_user(), str(POSTGRES_BIN / "postgres"), "-D", str(data),
-             "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.dir),
-             "-c", "fsync=off", "-c", "max_connections=200"],
-            self._ready, "PostgreSQL", self.log)
+        self._cmd = [*_as_postgres_user(), str(POSTGRES_BIN / "postgres"), "-D", str(data),
+                     "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.dir),
+                     "-c", "fsync=off", "-c", "max_connections=200"]
+        self.start()
         import psycopg2
 
         with contextlib.closing(psycopg2.connect(self.url("postgres"))) as conn:
@@ -127,6 +126,15 @@ class Postgres:
             with conn.cursor() as cur:
                 for db in databases:
                     cur.execute(f'CREATE DATABASE "{db}"')
+
+    def start(self) -> None:
+        self.proc = _launch(self._cmd, self._ready, "PostgreSQL", self.log)
+
+    def restart(self) -> None:
+        """Stop the server (every client connection is dropped) and start it again on the
+        same data and port, as a failover or a maintenance restart does."""
+        self.proc.stop()
+        self.start()
 
     def _ready(self) -> bool:
         import psycopg2
@@ -357,3 +365,37 @@ def production_shape(directory: Path, data_root: Path) -> Iterator[ProductionSha
         yield shape
     finally:
         shape.stop()
+
+
+class CodeServer:
+    """A Dagster code server (``dagster api grpc``) on 127.0.0.1 serving ``module``, and the
+    workspace file that points at it. Runs launched through it (Dagster's default run
+    launcher) execute in a run-worker process it starts, as on a deployment without
+    Kubernetes; it marks a run failed when that worker dies."""
+
+    def __init__(self, directory: Path, module: str, env: dict[str, str]):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log = directory / "code-server.log"
+        self.workspace = directory / "workspace.yaml"
+        self.workspace.write_text(
+            "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+            f"      port: {self.port}\n      location_name: lakeloop\n")
+        self.proc = _launch(
+            [sys.executable, "-m", "dagster", "api", "grpc", "--module-name", module,
+             "--host", "127.0.0.1", "--port", str(self.port),
+             "--working-directory", str(PROJECT_ROOT)],
+            self._ready, "Dagster code server", self.log, timeout=180, env=env)
+
+    def _ready(self) -> bool:
+        from dagster._grpc.client import DagsterGrpcClient
+
+        DagsterGrpcClient(port=self.port, host="127.0.0.1").ping("ready")
+        return True
+
+    @property
+    def pid(self) -> int:
+        return self.proc.process.pid
+
+    def stop(self) -> None:
+        self.proc.stop()
