@@ -10,8 +10,9 @@ import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import dagster as dg
 from pydantic import Field
@@ -155,6 +156,69 @@ def s3a_conf(endpoint: str, region: str, log_store: str, ddb_table: str) -> dict
     return conf
 
 
+T = TypeVar("T")
+
+
+def fold(items: Sequence[T], combine: Callable[[T, T], T]) -> T:
+    """``combine`` over ``items`` pairwise, as a balanced tree (depth log2 n, not n).
+
+    A Spark Connect client sends a plan as nested protobuf messages, and protobuf refuses a
+    message nested beyond its recursion limit (100): a chain of 50 ORs or unions built one
+    after the other fails there ("Error parsing message with type 'spark.connect...'"),
+    the same expression as a balanced tree does not."""
+    if not items:
+        raise ValueError("nothing to fold")
+    level = list(items)
+    while len(level) > 1:
+        level = [combine(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    return level[0]
+
+
+class SparkConnectError(RuntimeError):
+    pass
+
+
+CONNECT_WAIT_S = 120.0  # a Connect server starting in its pod takes tens of seconds
+
+
+def connect(url: str, app_name: str, wait_s: float = CONNECT_WAIT_S) -> SparkSession:
+    """A session on the Spark Connect endpoint ``url`` (``sc://host:port``), once its port
+    answers (the client itself retries a dead endpoint for many minutes with no word).
+
+    ``SPARK_REMOTE`` is set for the whole process: a library that asks for a session its
+    own way (Feast's Spark offline store, code in another thread) gets this endpoint too,
+    never a local JVM beside it. Spark settings and jars are the server's, not the client's.
+    """
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    from pyspark.sql import SparkSession
+
+    parsed = urlparse(url.replace("sc://", "http://", 1))
+    host, port = parsed.hostname or "", parsed.port or 15002
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+            break
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise SparkConnectError(
+                    f"the Spark Connect endpoint {url} does not answer ({exc}) after "
+                    f"{wait_s:.0f}s: is the server running (infra/k8s/spark-connect.yaml)?"
+                ) from None
+            time.sleep(1.0)
+    os.environ["SPARK_REMOTE"] = url
+    return SparkSession.builder.remote(url).appName(app_name).getOrCreate()
+
+
+def is_connect(session: SparkSession) -> bool:
+    """True for a Spark Connect session (no SparkContext, no broadcast, no RDDs)."""
+    return type(session).__module__.startswith("pyspark.sql.connect")
+
+
 class SparkResource(dg.ConfigurableResource):
     """A Spark session with Delta Lake: ``local[*]`` here, the cluster in production."""
 
@@ -182,7 +246,7 @@ class SparkResource(dg.ConfigurableResource):
         from pyspark.sql import SparkSession
 
         if self.remote:
-            return SparkSession.builder.remote(self.remote).appName(self.app_name).getOrCreate()
+            return connect(self.remote, self.app_name)
         active = SparkSession.getActiveSession()
         if active is not None:
             return active

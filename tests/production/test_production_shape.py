@@ -1,11 +1,12 @@
 """The production shape, really running: the whole graph in the k8s environment's settings
 against PostgreSQL (Dagster's storage, MLflow's backend store, Feast's registry), Redis
 with a password (Feast's online store), SeaweedFS's S3 gateway (the Delta tables and MLflow's
-artifacts) and an MLflow tracking server, all started here from real binaries. Only the
-Kubernetes API is missing: steps run in-process and serving runs locally.
+artifacts), an MLflow tracking server and a Spark Connect server (every Spark query of the
+run), all started here from real binaries. Only the Kubernetes API is missing: steps run
+in-process and serving runs locally.
 
-The graph runs in its own process (``python -m tests.support.graph_run``): Spark's JVM needs the
-S3 connector on its classpath from the start, and the other tests' session has none.
+The graph runs in its own process (``python -m tests.support.graph_run``): a process holds
+either a classic Spark session or a Connect client, and the other tests' is classic.
 """
 
 import contextlib
@@ -52,6 +53,8 @@ def test_the_whole_graph_succeeds_on_production_services(production):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert result["success"] and result["env"] == "k8s", result.get("failures")
     assert result["table_root"].startswith("s3a://")
+    # Every query went through the Spark Connect server: the run started no JVM of its own.
+    assert result["spark"] == "connect" and result["local_jvms"] == [], result
     for step in ("credit_risk__silver_applications", "credit_risk__training__candidate_model",
                  "credit_risk__deployment__seldon_deployment",
                  "credit_risk__monitoring__drift_report"):

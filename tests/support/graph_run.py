@@ -23,6 +23,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 def run(days: int, rows_per_day: int, drift_day: int, seed: int,
         keep_serving: bool = False) -> dict:
     import dagster as dg
+    import psutil
 
     from lakeloop.definitions import build_definitions
     from lakeloop.instance import prepare_environment
@@ -53,6 +54,9 @@ def run(days: int, rows_per_day: int, drift_day: int, seed: int,
                 defs.resources["serving"].stop_all()
                 defs.resources["feast"].stop_feature_server()
     failures = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    # A JVM under this process is a local Spark driver: none when Spark is a Connect endpoint.
+    jvms = [p.pid for p in psutil.Process().children(recursive=True)
+            if p.name().startswith("java")]
     return {
         "env": settings.env.value,
         "table_root": settings.table_root or str(settings.data_root),
@@ -62,6 +66,8 @@ def run(days: int, rows_per_day: int, drift_day: int, seed: int,
         "peak_memory_gib": round(memory.peak_bytes / 2**30, 2),
         "steps": step_seconds(instance, [result.run_id]),
         "failures": failures,
+        "spark": "connect" if settings.spark_remote else "local",
+        "local_jvms": jvms,
     }
 
 

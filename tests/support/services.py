@@ -287,6 +287,55 @@ class MlflowServer:
         self.proc.stop()
 
 
+class SparkConnectServer:
+    """A Spark Connect server (the one in pyspark's own jars) on 127.0.0.1, with Delta's and
+    the S3 connector's jars and the settings a cluster's server gets
+    (infra/k8s/spark-connect.yaml): Delta's session extension, the local sizing, S3A on
+    ``s3``. Clients bring no jars or settings of their own; the server holds them."""
+
+    def __init__(self, directory: Path, s3: SeaweedS3, jars_dir: Path,
+                 driver_memory: str = "2g"):
+        import pyspark
+
+        from lakeloop.spark import DELTA_CONF, LOCAL_CONF, delta_jars, s3_jars, s3a_conf
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log = directory / "spark-connect.log"
+        home = Path(pyspark.__file__).parent
+        jars = [*delta_jars(jars_dir), *s3_jars(jars_dir)]
+        conf = {**DELTA_CONF, **LOCAL_CONF,
+                **s3a_conf(s3.endpoint, "us-east-1", "single-driver", ""),
+                "spark.connect.grpc.binding.address": "127.0.0.1",
+                "spark.connect.grpc.binding.port": str(self.port)}
+        cmd = [str(home / "bin" / "spark-submit"), "--class",
+               "org.apache.spark.sql.connect.service.SparkConnectServer",
+               "--master", "local[2]", "--driver-memory", driver_memory,
+               "--jars", ",".join(map(str, jars)),
+               *[a for k, v in conf.items() for a in ("--conf", f"{k}={v}")]]
+        env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable,
+               "SPARK_LOCAL_IP": "127.0.0.1", "AWS_ACCESS_KEY_ID": s3.access_key,
+               "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_REGION": "us-east-1",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+        env.pop("SPARK_REMOTE", None)
+        env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+        self.proc = _launch(cmd, self._ready, "Spark Connect server", self.log,
+                            timeout=180, env=env)
+
+    @property
+    def url(self) -> str:
+        return f"sc://127.0.0.1:{self.port}"
+
+    def _ready(self) -> bool:
+        import socket
+
+        socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        return True
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
 DAGSTER_YAML = """\
 # Dagster's run, event-log and schedule storage on PostgreSQL, as the Helm chart configures it.
 storage:
@@ -307,7 +356,7 @@ class ProductionShape:
     def __init__(self, directory: Path, data_root: Path):
         self.dir = Path(directory)
         self.data_root = Path(data_root)
-        self.postgres = self.redis = self.s3 = self.mlflow = None
+        self.postgres = self.redis = self.s3 = self.mlflow = self.spark = None
         try:
             self.postgres = Postgres(("dagster", "mlflow", "feast"))
             self.redis = Redis(self.dir / "redis")
@@ -315,6 +364,8 @@ class ProductionShape:
             self.mlflow = MlflowServer(self.dir / "mlflow",
                                        self.postgres.url("mlflow", "postgresql+psycopg2"),
                                        self.s3)
+            self.spark = SparkConnectServer(self.dir / "spark", self.s3,
+                                            PROJECT_ROOT / ".cache" / "jars")
         except BaseException:
             self.stop()
             raise
@@ -329,7 +380,7 @@ class ProductionShape:
             "LAKELOOP_ENV": "k8s",
             "LAKELOOP_EXECUTOR": "in_process",
             "LAKELOOP_SERVING": "local",
-            "LAKELOOP_SPARK_MASTER": "local[2]",
+            "LAKELOOP_SPARK_REMOTE": self.spark.url,
             "LAKELOOP_TABLE_ROOT": f"s3a://{self.s3.bucket}/tables",
             "LAKELOOP_S3_ENDPOINT": self.s3.endpoint,
             "AWS_REGION": "us-east-1",
@@ -347,7 +398,7 @@ class ProductionShape:
         }
 
     def stop(self) -> None:
-        for service in (self.mlflow, self.s3, self.redis, self.postgres):
+        for service in (self.spark, self.mlflow, self.s3, self.redis, self.postgres):
             if service is not None:
                 service.stop()
 

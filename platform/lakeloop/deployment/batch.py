@@ -66,11 +66,21 @@ class Scorer:
 
 def score_spark(df, scorer: Scorer, output_schema: str):
     """Score a Spark frame in a pandas UDF: each executor loads the booster once per
-    partition from the broadcast bytes."""
-    payload = df.sparkSession.sparkContext.broadcast(scorer)
+    partition, from broadcast bytes on a classic session; a Spark Connect session has no
+    broadcast, so there the scorer travels in the function's closure with each task."""
+    from lakeloop.spark import is_connect
+
+    if is_connect(df.sparkSession):
+        def shipped() -> Scorer:
+            return scorer
+    else:
+        payload = df.sparkSession.sparkContext.broadcast(scorer)
+
+        def shipped() -> Scorer:
+            return payload.value
 
     def score_partitions(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        local = payload.value
+        local = shipped()
         booster = local.booster()
         booster.set_param({"nthread": 1})
         for batch in batches:

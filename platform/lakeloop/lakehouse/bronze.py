@@ -15,7 +15,7 @@ from lakeloop.lakehouse.tables import (
     replace_days,
 )
 from lakeloop.raw.snapshots import Snapshot, header_of
-from lakeloop.spark import session_conf
+from lakeloop.spark import fold, session_conf
 from lakeloop.usecase import Source
 
 
@@ -65,9 +65,7 @@ def frame(spark, snapshots: list[Snapshot], source: Source):
             F.lit(relative).alias("_source_file"),
             F.lit(dt.date.fromisoformat(snap.ds)).alias("ds"),
         ))
-    out = frames[0]
-    for df in frames[1:]:
-        out = out.unionByName(df, allowMissingColumns=True)
+    out = fold(frames, lambda a, b: a.unionByName(b, allowMissingColumns=True))
     return out.withColumn("_ingested_at", F.current_timestamp())
 
 

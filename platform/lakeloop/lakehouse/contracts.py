@@ -8,10 +8,12 @@ are built for quarantined rows only: the other rows pay for one boolean.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lakeloop.lakehouse import rules
+from lakeloop.spark import fold
 from lakeloop.usecase import Column, Source
 
 if TYPE_CHECKING:
@@ -188,9 +190,7 @@ def apply_contract(bronze: DataFrame, source: Source,
               for i, (n, c) in enumerate(source.columns.items())
               for b, _ in _rules(n, c, F.col(f"__raw_{i}"), F.col(f"__typed_{i}"))]
     broken += [F.col(f"__dup_{n}") for n in repeats]
-    bad = broken[0]
-    for flag in broken[1:]:
-        bad = bad | flag
+    bad = fold(broken, operator.or_)
     return staged.select(
         *[F.col(f"__typed_{i}").alias(n) for i, n in enumerate(names)],
         *[F.col(f"`{c}`") for c in passthrough],

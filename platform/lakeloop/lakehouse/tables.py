@@ -88,14 +88,40 @@ def days_predicate(days: list[str], column: str = PARTITION_COLUMN) -> str:
         for a, b in ranges)
 
 
+# Delta's metadata is read with SQL on delta.`<path>` rather than the DeltaTable API: SQL
+# needs only Delta's session extension, so it works the same on a classic session and on
+# a Spark Connect endpoint (where the DeltaTable API needs Delta's Connect plugin).
+_NOT_A_TABLE = ("DELTA_MISSING_DELTA_TABLE", "PATH_NOT_FOUND", "DELTA_PATH_DOES_NOT_EXIST",
+                "DELTA_TABLE_NOT_FOUND")
+
+
+def _ident(path: Path | str) -> str:
+    return "delta.`" + str(path).replace("`", "``") + "`"
+
+
+def _history(spark: SparkSession, path: Path | str, limit: int | None = None) -> DataFrame:
+    return spark.sql(f"DESCRIBE HISTORY {_ident(path)}"
+                     + (f" LIMIT {int(limit)}" if limit else ""))
+
+
+def _detail(spark: SparkSession, path: Path | str):
+    return spark.sql(f"DESCRIBE DETAIL {_ident(path)}").first()
+
+
 def is_delta_table(path: Path | str) -> bool:
     text = str(path)
     if "://" in text and not text.startswith("file:"):
-        from delta.tables import DeltaTable
+        from pyspark.errors import AnalysisException
         from pyspark.sql import SparkSession
 
         session = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-        return DeltaTable.isDeltaTable(session, text)
+        try:
+            _detail(session, text)
+        except AnalysisException as exc:
+            if exc.getCondition() in _NOT_A_TABLE:
+                return False
+            raise
+        return True
     return (Path(text.removeprefix("file:")) / "_delta_log").is_dir()
 
 
@@ -177,10 +203,8 @@ def _user_metadata(run_id: str | None, lineage: dict | None) -> str:
 
 def commit_metadata(spark: SparkSession, path: Path | str, version: int) -> dict:
     """The lineage a commit recorded (run id, the versions it read), from the Delta log."""
-    from delta.tables import DeltaTable
-
-    row = (DeltaTable.forPath(spark, str(path)).history()
-           .where(f"version = {int(version)}").select("userMetadata").first())
+    row = (_history(spark, path).where(f"version = {int(version)}")
+           .select("userMetadata").first())
     return json.loads(row["userMetadata"] or "{}") if row else {}
 
 
@@ -197,9 +221,8 @@ def read_pandas(spark: SparkSession, path: Path | str, version: int, columns: li
     version cannot be read file by file: deletion vectors, column mapping, or a wanted
     column that lives only in partition paths."""
     import pyarrow.dataset as ds
-    from delta.tables import DeltaTable
 
-    detail = DeltaTable.forPath(spark, str(path)).detail().first()
+    detail = _detail(spark, path)
     if detail is None:
         raise ValueError(f"{path}: Delta returned no table detail")
     features = set(detail["tableFeatures"] or [])
@@ -223,10 +246,7 @@ def read_window(spark: SparkSession, path: Path | str, start: str, end: str) -> 
 
 def last_commit(spark: SparkSession, path: Path | str) -> Commit:
     """The table's latest version and the rows its commit wrote (from Delta's own metrics)."""
-    from delta.tables import DeltaTable
-
-    row = (DeltaTable.forPath(spark, str(path)).history(1)
-           .select("version", "operationMetrics").first())
+    row = _history(spark, path, 1).select("version", "operationMetrics").first()
     if row is None:
         raise ValueError(f"{path}: the Delta table has no commit history")
     metrics = row["operationMetrics"] or {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lakeloop.spark import fold
+
 # Predictors whose answers reached clients; a shadow's mirrored answers did not, and would
 # count every request twice.
 LIVE_PREDICTORS = ("champion", "direct")
@@ -54,9 +56,7 @@ def live_answers(session, lakehouse, use_case, first: str, last: str, *,
                     F.lit(1).alias("_source")))
     if not parts:  # nothing scored yet
         return pd.DataFrame(columns=[*columns, *extra])
-    answers = parts[0]
-    for part in parts[1:]:
-        answers = answers.unionByName(part)
+    answers = fold(parts, lambda a, b: a.unionByName(b))
     if len(parts) > 1:
         from pyspark.sql import Window
 
