@@ -34,6 +34,7 @@ from lakeloop.usecase import UseCase, load_use_cases
 from tests.conftest import free_port, free_port_pair, write_use_case
 from tests.support.demo_data import DemoSpec, generate
 from tests.support.fault_location import FAULT_DIR, LAKEHOUSE_JOB
+from tests.support.services import DAGSTER_YAML as PRODUCTION_DAGSTER_YAML
 from tests.support.services import CodeServer, Postgres
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -44,18 +45,13 @@ TABLES = ("bronze_applications", "silver_applications", "quarantine_applications
           "gold_applicant_features")
 WRITE_TIMES = ("_ingested_at", "created_timestamp")  # bronze's, and gold's for Feast
 WAIT_S = 600  # only a run that hangs ends a wait this way
-# Runs go straight to the run launcher (no queue, so no daemon needed to dequeue them).
+# The production shape's instance (storage on PostgreSQL), with runs going straight to the
+# run launcher (no queue, so no daemon is needed to dequeue them).
 DAGSTER_YAML = """\
 run_coordinator:
   module: dagster._core.run_coordinator
   class: DefaultRunCoordinator
-storage:
-  postgres:
-    postgres_url:
-      env: DAGSTER_PG_URL
-telemetry:
-  enabled: false
-"""
+""" + PRODUCTION_DAGSTER_YAML
 
 
 @dataclass
