@@ -26,7 +26,7 @@ from lakeloop.settings import BUILTIN_USE_CASES, Settings  # noqa: E402
 
 EXTRA: dict = {}
 ROWS = 1_000_000
-EXTRA_FEATURES = 21  # + the use case's 7 entity and 2 request features = 30
+EXTRA_FEATURES = 21  # + the use case's 7 entity and 2 numeric request features = 30
 NAME = "bench_training"
 
 
@@ -35,6 +35,12 @@ def _use_case_file(directory: Path, port: int) -> Path:
     spec["name"], spec["title"], spec["sensitive"] = NAME, "Training benchmark", False
     spec["serving"]["port"] = port
     columns = spec["sources"]["applications"]["columns"]
+    # The matrix is numeric, the same floats for us and the peer: the request's categories
+    # (channel; the closed list of loan terms) are left out of this copy or taken as numbers.
+    spec["features"]["request"] = [f for f in spec["features"]["request"]
+                                   if columns[f]["type"] != "string"]
+    for name in spec["features"]["request"]:
+        columns[name].pop("allowed", None)
     extra = [f"bureau_{i:02d}" for i in range(EXTRA_FEATURES)]
     for name in extra:
         columns[name] = {"type": "double"}
@@ -99,7 +105,7 @@ def run() -> list[Result]:
     settings = Settings.from_env({}).replace(data_root=root,
                                    use_case_dirs=(root,))
     use_case = load_use_cases(settings.use_case_dirs)[0]
-    assert len(use_case.feature_names) == 30
+    assert len(use_case.feature_names) == 30 and not use_case.categorical_features
     defs = build_definitions(settings)
     spark = defs.resources["spark"].session()
     frame = _frame(use_case, ROWS)
