@@ -31,7 +31,9 @@ def git_commit() -> dict:
         except (OSError, subprocess.SubprocessError):
             return None
 
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # The figures of earlier benchmarks are outputs, not the code that produced these.
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                 ":(exclude)bench/results")
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None
             else None}
 
