@@ -19,7 +19,7 @@ test: setup
 	@$(PY) -m pytest
 
 chaos: setup
-	@$(PY) -m pytest -m 'chaos or system' tests/chaos tests/production
+	@$(PY) -m pytest -m 'chaos or system' tests/chaos tests/production tests/test_second_use_case.py
 
 dev: setup
 	@mkdir -p $(DAGSTER_HOME) && cp -n infra/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true

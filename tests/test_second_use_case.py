@@ -3,7 +3,10 @@ credit), with categorical answers, missing values written as "?", files saved by
 spreadsheet, days without an incomes file, and a shift in who is surveyed near the end.
 Its use-case file (tests/support/use_cases/adult_income.yaml) was written from the README
 alone. One materialisation: ingest, features, training with categorical features, gates,
-batch scores and an endpoint, monitoring from the batch scores."""
+batch scores and an endpoint, monitoring from the batch scores.
+
+A system test (marker ``system``, run by ``make chaos`` beside the production shape): one
+materialisation of a second whole graph takes about three minutes, a seventh of the suite."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET, free_port_pair, settings_for
 from tests.support import adult
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.system]
 USE_CASE = adult.PROJECT_ROOT / "tests" / "support" / "use_cases" / "adult_income.yaml"
 DELIVERY = adult.Delivery()
 

@@ -4,6 +4,7 @@ helpers to land files and run the raw and lakehouse assets for chosen days."""
 import dataclasses
 import datetime as dt
 import io
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -112,9 +113,13 @@ def failure_text(result) -> str:
 def make_lake(tmp_path, spark, **overrides) -> Lake:
     root = tmp_path / "lake"
     use_cases = write_use_case(tmp_path / "use_cases", free_port_pair(), **overrides).parent
-    settings = settings_for(root, use_cases)
     generate(root / "landing", DemoSpec(days=len(DAYS), rows_per_day=40, drift_day=None,
                                         seed=3))
+    return _open_lake(root, use_cases, spark)
+
+
+def _open_lake(root: Path, use_cases: Path, spark) -> Lake:
+    settings = settings_for(root, use_cases)
     defs = build_definitions(settings)
     return Lake(root, defs, dg.DagsterInstance.ephemeral(),
                 load_use_cases(settings.use_case_dirs)[0], spark)
@@ -123,3 +128,22 @@ def make_lake(tmp_path, spark, **overrides) -> Lake:
 @pytest.fixture
 def lake(tmp_path, spark) -> Lake:
     return make_lake(tmp_path, spark)
+
+
+@pytest.fixture(scope="module")
+def day_zero(tmp_path_factory, spark) -> Path:
+    """A lake whose first day is loaded cleanly, built once per module: the folder that
+    holds its data root and its use-case file."""
+    folder = tmp_path_factory.mktemp("day_zero")
+    template = make_lake(folder, spark)
+    result = template.ingest(DAYS[0])
+    assert result.success, failure_text(result)
+    return folder
+
+
+@pytest.fixture
+def loaded_lake(tmp_path, spark, day_zero) -> Lake:
+    """A lake of this test's own with day 0 already loaded: a copy of ``day_zero`` (Delta
+    tables are files with relative paths, so a copy is a complete, independent lake)."""
+    shutil.copytree(day_zero, tmp_path, dirs_exist_ok=True)
+    return _open_lake(tmp_path / "lake", tmp_path / "use_cases", spark)

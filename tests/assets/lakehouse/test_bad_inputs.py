@@ -14,16 +14,21 @@ pytestmark = pytest.mark.integration
 DAY = DAYS[1]
 
 
-def _baseline(lake):
-    """Day 0 loaded cleanly, so every case has tables and versions to compare with."""
-    result = lake.ingest(DAYS[0])
-    assert result.success, failure_text(result)
+def _versions(lake):
+    """The versions every case compares with (day 0 is loaded: see ``loaded_lake``)."""
     return {t: lake.version(t) for t in ("bronze_applications", "silver_applications",
                                            "quarantine_applications")}
 
 
+def _baseline(lake):
+    """Day 0 loaded cleanly, so a case has tables and versions to compare with."""
+    result = lake.ingest(DAYS[0])
+    assert result.success, failure_text(result)
+    return _versions(lake)
+
+
 def _row_level_case(lake, mutate, reason, bad_rows):
-    before = _baseline(lake)
+    before = _versions(lake)
     frame = mutate(lake.frame(DAY))
     rows_in = len(frame)
     lake.land(DAY, frame)
@@ -45,7 +50,8 @@ def _row_level_case(lake, mutate, reason, bad_rows):
     return result, checks
 
 
-def test_wrong_type_is_quarantined_with_its_column_and_rule(lake):
+def test_wrong_type_is_quarantined_with_its_column_and_rule(loaded_lake):
+    lake = loaded_lake
     def mutate(f):
         f.loc[[3, 7], "income"] = "forty thousand"
         return f
@@ -54,14 +60,16 @@ def test_wrong_type_is_quarantined_with_its_column_and_rule(lake):
     assert not outcome.passed and outcome.severity.value == "WARN"  # 5%: warn, not block
 
 
-def test_null_key_is_quarantined(lake):
+def test_null_key_is_quarantined(loaded_lake):
+    lake = loaded_lake
     def mutate(f):
         f.loc[5, "application_id"] = ""
         return f
     _row_level_case(lake, mutate, "application_id: null in a non-nullable column", 1)
 
 
-def test_duplicate_key_keeps_the_first_row(lake):
+def test_duplicate_key_keeps_the_first_row(loaded_lake):
+    lake = loaded_lake
     def mutate(f):
         dup = f.iloc[[2]].copy()
         dup["loan_amount"] = "999"
@@ -72,22 +80,25 @@ def test_duplicate_key_keeps_the_first_row(lake):
     assert len(kept) == 1 and kept["loan_amount"].iloc[0] != 999.0
 
 
-def test_out_of_range_is_quarantined(lake):
+def test_out_of_range_is_quarantined(loaded_lake):
+    lake = loaded_lake
     def mutate(f):
         f.loc[1, "credit_utilization"] = "5.0"
         return f
     _row_level_case(lake, mutate, "credit_utilization: above the maximum 1.5", 1)
 
 
-def test_unknown_category_is_quarantined(lake):
+def test_unknown_category_is_quarantined(loaded_lake):
+    lake = loaded_lake
     def mutate(f):
         f.loc[4, "channel"] = "fax"
         return f
     _row_level_case(lake, mutate, "channel: not one of the allowed values", 1)
 
 
-def test_extra_column_is_accepted_and_reported(lake):
-    before = _baseline(lake)
+def test_extra_column_is_accepted_and_reported(loaded_lake):
+    lake = loaded_lake
+    before = _versions(lake)
     frame = lake.frame(DAY)
     frame["promo_code"] = "SPRING"
     lake.land(DAY, frame)
@@ -101,7 +112,7 @@ def test_extra_column_is_accepted_and_reported(lake):
 
 
 def _whole_file_case(lake, payload, message, fmt="csv"):
-    before = _baseline(lake)
+    before = _versions(lake)
     (lake.landing() / f"{DAY}.csv").unlink()
     lake.land(DAY, payload, fmt=fmt)
     result = lake.ingest(DAY)
@@ -111,17 +122,20 @@ def _whole_file_case(lake, payload, message, fmt="csv"):
     assert not (lake.root / "credit_risk" / "raw" / "applications" / f"ds={DAY}").exists()
 
 
-def test_missing_column_fails_the_partition(lake):
+def test_missing_column_fails_the_partition(loaded_lake):
+    lake = loaded_lake
     frame = lake.frame(DAY).drop(columns=["income"])
     _whole_file_case(lake, frame.to_csv(index=False).encode(),
                      r"lacks contract column\(s\) income")
 
 
-def test_empty_file_fails_the_partition(lake):
+def test_empty_file_fails_the_partition(loaded_lake):
+    lake = loaded_lake
     _whole_file_case(lake, b"", "empty file")
 
 
-def test_non_utf8_csv_fails_the_partition(lake):
+def test_non_utf8_csv_fails_the_partition(loaded_lake):
+    lake = loaded_lake
     text = lake.frame(DAY).to_csv(index=False).replace("online", "onlìne", 1)
     _whole_file_case(lake, text.encode("latin-1"), "not UTF-8")
 
@@ -157,8 +171,9 @@ def test_retyped_parquet_column_fails_the_partition(tmp_path, spark):
     assert "delinquencies_2y is bool, the contract says int" in failure_text(result)
 
 
-def test_retyped_csv_column_blocks_downstream(lake):
-    before = _baseline(lake)
+def test_retyped_csv_column_blocks_downstream(loaded_lake):
+    lake = loaded_lake
+    before = _versions(lake)
     frame = lake.frame(DAY)
     frame["income"] = "high"  # the column now carries a category, not a number
     lake.land(DAY, frame)
