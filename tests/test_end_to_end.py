@@ -52,6 +52,29 @@ def test_delta_tables_have_rows_and_versions(materialized, spark):
     assert bronze.where("length(_snapshot_hash) = 64").count() == bronze.count()
 
 
+def test_every_replayed_event_is_one_logged_row(materialized, spark):
+    """The replay sends ``serving.replay_batch_rows`` events per request; each event is
+    answered and logged as its own row, once, under its own key."""
+    uc = _use_case(materialized)
+    assert uc.serving.replay_batch_rows > 1
+    # One run replayed the whole window: each of its partitions carries the same figures.
+    replayed = _mats(materialized)[keys.key(uc, keys.DEPLOYMENT, "traffic_replay")
+                                   .to_user_string()][0]
+    events, sent = (replayed.metadata[k].value for k in ("events", "requests"))
+    assert replayed.metadata["errors"].value == 0
+    assert sent == -(-events // uc.serving.replay_batch_rows)
+    lakehouse = materialized.resources["lakehouse"]
+    applications = spark.read.format("delta").load(str(lakehouse.path(
+        keys.key(uc, keys.LAKEHOUSE, "silver_applications")))).select("application_id")
+    log = spark.read.format("delta").load(str(lakehouse.path(
+        keys.key(uc, keys.MONITORING, "inference_log")))).where("status = 200")
+    keyed = log.groupBy("request_key").count()
+    assert keyed.where("count > 1").count() == 0
+    assert applications.count() == events
+    assert applications.join(keyed, applications.application_id == keyed.request_key,
+                             "left_anti").count() == 0
+
+
 def test_online_features_equal_latest_gold_values(materialized, spark):
     from pyspark.sql import Window
     from pyspark.sql import functions as F

@@ -53,12 +53,14 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                  .select(src.key, use_case.entity.join_key, src.event_time,
                          *use_case.features.request).orderBy(src.event_time).toPandas())
         try:
-            done = replay(url, requests_for(frame, use_case), days=list(context.partition_keys),
+            bodies = requests_for(frame, use_case, use_case.serving.replay_batch_rows)
+            done = replay(url, bodies, days=list(context.partition_keys),
                           log_dir=lakehouse.path(keys.key(use_case, keys.MONITORING,
                                                           "requests")))
         except NotLogged as exc:
             raise dg.Failure(str(exc)) from None
         return dg.MaterializeResult(metadata={
+            "events": dg.MetadataValue.int(len(frame)),
             "requests": dg.MetadataValue.int(done.requests),
             "errors": dg.MetadataValue.int(done.errors),
             "requests_per_s": dg.MetadataValue.float(

@@ -32,19 +32,24 @@ class Replayed:
     latency_p99_ms: float
 
 
-def requests_for(frame, use_case: UseCase) -> list[dict]:
+def requests_for(frame, use_case: UseCase, batch_rows: int = 1) -> list[dict]:
     """Each event as a client sends it (see the README): its key and time, the entity's key
-    and the request-time fields (the transformer fetches the rest from the feature store)."""
+    and the request-time fields (the transformer fetches the rest from the feature store);
+    ``batch_rows`` consecutive events per request (``serving.replay_batch_rows``)."""
     events = use_case.events
     join_key = use_case.entity.join_key
-    out = []
+    instances = []
     for record in frame.to_dict("records"):
-        instance = {events.key: str(record[events.key]),
-                    events.event_time: record[events.event_time].isoformat() + "Z",
-                    join_key: str(record[join_key]),
-                    **{f: request_value(use_case, f, record[f])
-                       for f in use_case.features.request}}
-        out.append(graph_request([instance], puid=f"replay-{record[events.key]}"))
+        instances.append((str(record[events.key]), {
+            events.key: str(record[events.key]),
+            events.event_time: record[events.event_time].isoformat() + "Z",
+            join_key: str(record[join_key]),
+            **{f: request_value(use_case, f, record[f]) for f in use_case.features.request}}))
+    out = []
+    for i in range(0, len(instances), batch_rows):
+        chunk = instances[i:i + batch_rows]
+        puid = f"replay-{chunk[0][0]}" + (f"-n{len(chunk)}" if len(chunk) > 1 else "")
+        out.append(graph_request([body for _, body in chunk], puid=puid))
     return out
 
 

@@ -119,33 +119,42 @@ def model_files(mlflow: MlflowResource, name: str, version: str) -> tuple[Path, 
 
 
 def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
-    """The model and transformer microservices of ``version`` in ``role`` (restarted)."""
+    """The model and transformer microservices of ``version`` in ``role`` (restarted), whole
+    or not at all: when one cannot start, the other is stopped again, so a failed start
+    never leaves half a predictor answering (or holding its ports) beside the champion."""
     use_case = rt.use_case
     model_dir, config = model_files(rt.mlflow, use_case.name, version)
     port = use_case.serving.port + OFFSETS[role]
-    model = rt.serving.start(component_name(use_case, role, "model"), MODEL_CLASS, {
+    log_dir = str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests")))
+    model_name = component_name(use_case, role, "model")
+    model = rt.serving.start(model_name, MODEL_CLASS, {
         "model_path": str(model_dir / "model.ubj"),
         "features": json.dumps(config["features"]),
         "encoding": config["encoding"].to_json(),
         "threshold": config["threshold"],
         "model_name": use_case.name,
         "model_version": version,
-        "log_dir": str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))),
+        "log_dir": log_dir,
     }, port)
-    server = rt.feast.ensure_feature_server()
-    transformer = rt.serving.start(component_name(use_case, role, "transformer"),
-                                   TRANSFORMER_CLASS, {
-        "feature_server_url": server.url,
-        # Versions registered before the tag existed were trained on the use case's service.
-        "feature_service": config["feature_service"] or feature_service_name(use_case),
-        "entity_key": use_case.entity.join_key,
-        "request_features": json.dumps(list(use_case.features.request)),
-        "features": json.dumps(config["features"]),
-        "schema": json.dumps(request_schema(use_case)),
-        "model_name": use_case.name,
-        "model_version": version,
-        "log_dir": str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests"))),
-    }, port + 2, threads=TRANSFORMER_THREADS)
+    try:
+        server = rt.feast.ensure_feature_server()
+        transformer = rt.serving.start(component_name(use_case, role, "transformer"),
+                                       TRANSFORMER_CLASS, {
+            "feature_server_url": server.url,
+            # Versions registered before the tag existed were trained on the use case's
+            # service.
+            "feature_service": config["feature_service"] or feature_service_name(use_case),
+            "entity_key": use_case.entity.join_key,
+            "request_features": json.dumps(list(use_case.features.request)),
+            "features": json.dumps(config["features"]),
+            "schema": json.dumps(request_schema(use_case)),
+            "model_name": use_case.name,
+            "model_version": version,
+            "log_dir": log_dir,
+        }, port + 2, threads=TRANSFORMER_THREADS)
+    except BaseException:
+        rt.serving.stop(model_name)
+        raise
     return Predictor(role, version, model, transformer, config)
 
 

@@ -83,6 +83,10 @@ class Serving(_Strict):
     replicas: int = Field(default=1, ge=1)
     mode: Literal["online", "batch", "both"] = "online"
     replay: bool = False
+    # Events per replayed request: 1 is one request per event (a front end); more sends
+    # them as a batch-calling client does (one request of many instances, each logged as
+    # its own row), which replays a long backfill in a fraction of the time.
+    replay_batch_rows: int = Field(default=1, ge=1, le=1000)
     # Days with more events than this are scored in Spark (a pandas UDF over the booster);
     # smaller ones in-process.
     batch_spark_min_rows: int = Field(default=200_000, ge=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+import socket
 
 import dagster as dg
 import numpy as np
@@ -21,6 +22,7 @@ import requests
 from jobs.use_case_jobs import daily_job_name
 from lakeloop import keys
 from lakeloop.definitions import build_definitions
+from lakeloop.deployment.runtime import endpoint_name
 from lakeloop.usecase import load_use_cases
 from tests.conftest import QUIET, free_port_pair, settings_for, write_use_case
 from tests.services import logged_records
@@ -181,3 +183,44 @@ def test_batch_scores_equal_the_endpoints_answers(client_day, spark, engine_rows
     online = pd.Series(client_day.answers)[events.loc[once, "application_id"]]
     assert len(online) > 0.9 * len(events)
     np.testing.assert_allclose(scores.loc[online.index, "probability"], online, atol=1e-6)
+
+
+def test_a_predictor_that_cannot_start_whole_leaves_nothing_running(client_day):
+    """The challenger's transformer port is taken by another program (the fault, at a known
+    point: after its model has started): the start fails with the reason, the model that
+    did start is stopped again, and the champion keeps answering."""
+    from lakeloop.deployment.runtime import (
+        OFFSETS,
+        Runtime,
+        component_name,
+        running_predictor,
+        start_predictor,
+    )
+    from lakeloop.deployment.serving import ServingError
+    from lakeloop.tracking import CHALLENGER, CHAMPION
+
+    uc = client_day.use_case
+    r = client_day.defs.resources
+    rt = Runtime(uc, r["serving"], r["mlflow"], r["lakehouse"], r["feast"])
+    champion = running_predictor(rt, CHAMPION)
+    assert champion is not None
+    model_port = uc.serving.port + OFFSETS[CHALLENGER]
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", model_port + 2))
+        squatter.listen()
+        with pytest.raises(ServingError, match=f"port {model_port + 2} on 127.0.0.1 is already"):
+            start_predictor(rt, champion.model_version, CHALLENGER)
+    assert r["serving"].endpoint(component_name(uc, CHALLENGER, "model")) is None
+    assert r["serving"].endpoint(component_name(uc, CHALLENGER, "transformer")) is None
+    with socket.socket() as probe:  # the model's port is free again
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", model_port))
+    row = client_day.events.iloc[0]
+    body = {"jsonData": {"application_id": row.application_id + "-again",
+                         "application_ts": row.application_ts + "Z",
+                         "applicant_id": row.applicant_id,
+                         "loan_amount": float(row.loan_amount),
+                         "loan_term_months": int(row.loan_term_months),
+                         "channel": row.channel}}
+    endpoint = r["serving"].endpoint(endpoint_name(uc))
+    assert requests.post(endpoint.predictions_url, json=body, timeout=10).status_code == 200
