@@ -6,6 +6,9 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export LAKELOOP_DATA_ROOT ?= $(CURDIR)/.lakeloop
 export DAGSTER_HOME ?= $(LAKELOOP_DATA_ROOT)/dagster
 PY := .venv/bin/python
+# Approvals are signed with LAKELOOP_APPROVAL_KEY (README: "Approval"): the environment's when
+# it has one, else the local key set-up generated.
+WITH_KEY = LAKELOOP_APPROVAL_KEY="$${LAKELOOP_APPROVAL_KEY:-$$(cat $(LAKELOOP_DATA_ROOT)/secrets/approval.key)}"
 
 .PHONY: setup demo test chaos dev bench lint stop clean
 
@@ -13,7 +16,7 @@ setup:
 	@infra/local/setup.sh
 
 demo: setup
-	@$(PY) -m tests.support.demo
+	@$(WITH_KEY) $(PY) -m tests.support.demo
 
 test: setup
 	@$(PY) -m pytest
@@ -30,7 +33,7 @@ dev: setup
 	mlflow_pid=$$!; \
 	.venv/bin/lakeloop reports >$(LAKELOOP_DATA_ROOT)/reports-server.log 2>&1 & \
 	reports_pid=$$!; trap "kill $$mlflow_pid $$reports_pid 2>/dev/null" EXIT; \
-	.venv/bin/dagster dev -h 127.0.0.1 -p 3000
+	$(WITH_KEY) .venv/bin/dagster dev -h 127.0.0.1 -p 3000
 
 bench: setup
 	@$(PY) bench/run.py $(ONLY)

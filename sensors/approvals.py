@@ -18,10 +18,14 @@ def sensor_name(use_case: UseCase) -> str:
 
 def request_for(mat: dg.AssetMaterialization | None,
                 use_case: UseCase) -> dg.RunRequest | dg.SkipReason:
-    """A promote run for an approval; a rejection (or anything else) starts nothing."""
-    decision = mat.metadata.get("decision") if mat is not None else None
-    if mat is None or decision is None or decision.value != "approved":
-        return dg.SkipReason("the latest decision is not an approval")
+    """A promote run once a version's approvals are complete; a rejection, or an approval
+    still waiting for other approvers, starts nothing."""
+    meta = mat.metadata if mat is not None else {}
+    # ``status``: the version's state after this decision (enough approvals or not);
+    # decisions recorded before approvers could be several carry only ``decision``.
+    state = meta.get("status") or meta.get("decision")
+    if mat is None or state is None or state.value != "approved":
+        return dg.SkipReason("the version's approvals are not complete (or it was rejected)")
     version = mat.metadata["model_version"].value
     return dg.RunRequest(
         run_key=f"{use_case.name}-approved-{version}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ os.environ.setdefault("TZ", "UTC")
 time.tzset()
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Approvals are signed with a key from the environment: the suite's own, for this run.
+os.environ.setdefault("LAKELOOP_APPROVAL_KEY", secrets.token_hex(32))
 
 TINY_DAYS = 30
 TINY_ROWS = 300

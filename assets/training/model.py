@@ -9,6 +9,7 @@ import dagster as dg
 import pydantic
 
 from lakeloop import keys
+from lakeloop.deployment.approvals import trainer
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse.tables import LakehouseResource, commit_metadata, latest_version
 from lakeloop.spark import SparkResource
@@ -151,7 +152,8 @@ def build(use_case: UseCase) -> list:
                                         champion_of(mlflow, use_case))
         except NotEnoughEvidence as exc:
             raise dg.Failure(str(exc)) from None
-        registered = register(mlflow, use_case, candidate, training, context.run.run_id)
+        registered = register(mlflow, use_case, candidate, training, context.run.run_id,
+                              trained_by=trainer(context.run.tags))
         context.log.info(f"model {use_case.name} v{registered.version}: {candidate.summary()}")
         yield dg.MaterializeResult(metadata=metadata(use_case, candidate, registered, training))
         for verdict in candidate.verdicts:

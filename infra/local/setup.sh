@@ -154,4 +154,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
 fi
 
+# --- A local key for signing approvals (never committed; on a cluster it is a Secret) -----
+key_file="${LAKELOOP_DATA_ROOT:-.lakeloop}/secrets/approval.key"
+if [ ! -s "$key_file" ]; then
+  say "generating a local approval-signing key ($key_file)"
+  (umask 077 && mkdir -p "$(dirname "$key_file")" && "$PYTHON" -c \
+    'import secrets; print(secrets.token_hex(32))' > "$key_file")
+fi
+
 say "set-up complete"

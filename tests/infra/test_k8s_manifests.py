@@ -63,6 +63,7 @@ SECRETS = {
     "lakeloop-redis": {"password"},
     "lakeloop-feast": {"registry-url"},
     "lakeloop-mlflow": {"backend-store-uri"},
+    "lakeloop-approvals": {"signing-key"},
     "dagster-postgresql-secret": {"postgresql-password"},
 }
 # Secret-valued variables and the one (Secret, key) each may come from.
@@ -72,6 +73,7 @@ SECRET_ENV = {
     "LAKELOOP_REDIS_PASSWORD": ("lakeloop-redis", "password"),
     "LAKELOOP_FEAST_REGISTRY": ("lakeloop-feast", "registry-url"),
     "MLFLOW_BACKEND_STORE_URI": ("lakeloop-mlflow", "backend-store-uri"),
+    "LAKELOOP_APPROVAL_KEY": ("lakeloop-approvals", "signing-key"),
 }
 # The only Services, and the only ports each may bind.
 SERVICE_PORTS = {

@@ -207,7 +207,8 @@ def test_status_reports_champion_challenger_drift_and_the_open_approval(env, tmp
     client = mlflow.client()
     first = _register(mlflow, use_case.name, recall=0.93, auc=0.81)
     promotion.to_challenger(mlflow, use_case, first)
-    approvals.record(client, use_case.name, first, approvals.APPROVED, "Ada", "card reviewed")
+    approvals.record(client, use_case, first, approvals.APPROVED, "Ada (model risk)",
+                     "card reviewed")
     promotion.to_champion(mlflow, use_case, first)
     second = _register(mlflow, use_case.name, recall=0.95, auc=0.84)
     promotion.to_challenger(mlflow, use_case, second)
@@ -230,7 +231,8 @@ def test_status_reports_champion_challenger_drift_and_the_open_approval(env, tmp
     assert champion["version"] == first and challenger["version"] == second
     assert champion["metrics"] == {"recall": 0.93, "auc": 0.81}
     assert challenger["metrics"] == {"recall": 0.95, "auc": 0.84}
-    assert champion["approval"]["status"] == "approved" and champion["approval"]["by"] == "Ada"
+    assert champion["approval"]["status"] == "approved"
+    assert champion["approval"]["by"] == "Ada (model risk)"
     assert challenger["approval"]["status"] == "pending" and challenger["gates"] == "passed"
     assert champion["threshold"] == 0.25
     assert [a["version"] for a in entry["open_approvals"]] == [second]
@@ -245,7 +247,8 @@ def test_status_reports_champion_challenger_drift_and_the_open_approval(env, tmp
     assert f"v{second} awaits a decision: `lakeloop approve credit_risk {second}" in out
 
     # A version that does not exist is a message, not an MLflow traceback.
-    code, _, err = run(capsys, "approve", "credit_risk", "99", "--by", "Ada", "--reason", "ok")
+    code, _, err = run(capsys, "approve", "credit_risk", "99", "--by", "Ada (model risk)",
+                       "--reason", "ok")
     assert code == 1 and "credit_risk v99" in err and "lakeloop status credit_risk" in err
 
 

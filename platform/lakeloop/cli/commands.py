@@ -262,9 +262,15 @@ def _decide(approve: bool, use_case: str, version: int, by: str, reason: str) ->
         raise _registry_error(exc, case, version) from None
     dagster_instance(settings).report_runless_asset_event(event)
     click.echo(f"{case.name} v{version}: {event.description}")
-    if decision == approvals.APPROVED:
+    if event.metadata["status"].value == approvals.APPROVED:
         click.echo(f"next: the {case.name}_approval_sensor promotes and deploys it while the "
                    f"Dagster daemon runs (make dev), or launch the {case.name}_promote job")
+    elif decision == approvals.APPROVED:
+        policy = case.approvals
+        click.echo(f"next: another approver decides ({policy.required} distinct approvals "
+                   "needed, and whoever trained it is never enough alone"
+                   + (f"; approvers: {', '.join(policy.approvers)}" if policy.approvers else "")
+                   + ")")
 
 
 def _decision_command(verb: str, example: str, consequence: str) -> click.Command:

@@ -162,15 +162,16 @@ def decide(mlflow, use_case, version: int, decision: str, by: str, reason: str):
     the approval asset's materialisation that carries it into Dagster (and the sensor)."""
     import dagster as dg
 
-    done = approvals.record(mlflow.client(), use_case.name, str(version), decision, by, reason)
+    done = approvals.record(mlflow.client(), use_case, str(version), decision, by, reason)
     promotion.log_card(mlflow, use_case, str(version))
     return dg.AssetMaterialization(
         asset_key=keys.key(use_case, keys.DEPLOYMENT, "approval"),
-        description=f"v{version} {done.status} by {done.by}: {done.reason}",
+        description=f"v{version} {decision} by {done.by}: {done.reason} (now {done.status})",
         metadata={
             "model_version": dg.MetadataValue.int(int(version)),
-            "decision": dg.MetadataValue.text(done.status),
+            "decision": dg.MetadataValue.text(decision),
             "by": dg.MetadataValue.text(done.by),
+            "status": dg.MetadataValue.text(done.status),
             "at": dg.MetadataValue.text(done.at),
             "reason": dg.MetadataValue.text(done.reason),
         })

@@ -92,15 +92,16 @@ def check_promotable(mlflow: MlflowResource, use_case: UseCase, version: str) ->
         raise PromotionError(f"{use_case.name} v{version} has not passed its gates "
                              f"({mv.tags.get('gates', 'unknown')})")
     if use_case.sensitive:
-        approval = approvals.read(client, use_case.name, version)
-        if approval.status == approvals.REJECTED:
-            raise PromotionError(f"{use_case.name} v{version} was rejected by {approval.by} "
-                                 f"at {approval.at}: {approval.reason}")
-        if not approval.approved:
+        try:
+            verdict = approvals.check(client, use_case, version)
+        except approvals.ApprovalError as exc:
+            raise PromotionError(str(exc)) from None
+        if not verdict.promotable:
             raise PromotionError(
                 f"{use_case.name} is sensitive and challenger v{version} awaits a person's "
-                f"approval: `lakeloop approve {use_case.name} {version} --by <you> --reason "
-                f"<why>`, or launch the {use_case.name}_approval job from the Dagster UI")
+                f"approval ({verdict.reason}): `lakeloop approve {use_case.name} "
+                f"{version} --by <you> --reason <why>`, or launch the {use_case.name}_approval "
+                "job from the Dagster UI")
 
 
 def to_champion(mlflow: MlflowResource, use_case: UseCase, version: str, *,

@@ -80,4 +80,25 @@ def render(*, use_case, version: str, tags: dict[str, str], metrics: dict[str, f
     else:
         lines.append(f"**{approval.status}** by {approval.by} at {approval.at}: "
                      f"{approval.reason}")
+    if use_case.sensitive:
+        lines += _decisions(use_case, tags)
     return "\n".join(lines) + "\n"
+
+
+def _decisions(use_case, tags: dict[str, str]) -> list[str]:
+    """The policy and every signed decision (verified at promotion, not here)."""
+    from lakeloop.deployment import approvals
+
+    policy = use_case.approvals
+    lines = ["", f"Needs {policy.required} distinct approval(s) from "
+             + (", ".join(policy.approvers) if policy.approvers else "anyone who names "
+                "themselves") + f"; trained by {tags.get(approvals.TRAINED_BY) or 'unknown'}, "
+             "who is never enough alone."]
+    try:
+        decisions = approvals.records(tags)
+    except approvals.ApprovalError as exc:
+        return [*lines, "", f"**unreadable decisions**: {exc}"]
+    if decisions:
+        lines += ["", "| decision | by | at | reason |", "|---|---|---|---|",
+                  *[f"| {d.decision} | {d.by} | {d.at} | {d.reason} |" for d in decisions]]
+    return lines

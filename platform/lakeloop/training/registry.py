@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+from lakeloop.deployment.approvals import TRAINED_BY
 from lakeloop.monitoring.reference import REFERENCE_FROM_TAG
 from lakeloop.settings import PROJECT_ROOT
 from lakeloop.tracking import MlflowResource, muted_stderr
@@ -75,7 +76,7 @@ def package_versions(*names: str) -> dict[str, str]:
 
 
 def register(mlflow: MlflowResource, use_case: UseCase, candidate: Candidate,
-             data: TrainingData, dagster_run_id: str) -> Registered:
+             data: TrainingData, dagster_run_id: str, trained_by: str = "") -> Registered:
     """Log the candidate's run, register its model and record its gate verdicts."""
     import pandas as pd
 
@@ -156,6 +157,8 @@ def register(mlflow: MlflowResource, use_case: UseCase, candidate: Candidate,
     for tag, value in {
         "dagster_run_id": dagster_run_id,
         "dagster_run_url": dagster_url,
+        # Who launched the training (four eyes: never this version's only approver).
+        TRAINED_BY: trained_by,
         "threshold": f"{candidate.threshold:.8f}",
         "features": json.dumps(list(use_case.feature_names)),
         ENCODING_TAG: candidate.encoding.to_json(),

@@ -7,7 +7,7 @@ import re
 
 from pydantic import field_validator, model_validator
 
-from lakeloop.usecase.operations import Monitoring, Rollout, Scale, Serving
+from lakeloop.usecase.operations import Approvals, Monitoring, Rollout, Scale, Serving
 from lakeloop.usecase.schema import (
     NAME,
     NUMERIC_TYPES,
@@ -30,6 +30,7 @@ class UseCase(_Strict):
     description: str
     owner: str
     sensitive: bool = False
+    approvals: Approvals = Approvals()
     start_date: dt.date
     entity: Entity
     sources: dict[str, Source]

@@ -112,3 +112,23 @@ class Rollout(_Strict):
     min_agreement: float = Field(default=0.9, ge=0, le=1)
     max_mean_score_shift: float = Field(default=0.1, ge=0, le=1)
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
+
+
+class Approvals(_Strict):
+    """Who may approve a sensitive use case's challenger, and how many must. Names are what
+    each person gives as ``--by`` (or the run's identity, ``LAKELOOP_USER``); an empty list
+    lets anyone who names themselves decide. The person who trained a version is never
+    enough on their own (four eyes)."""
+
+    approvers: tuple[str, ...] = ()
+    required: int = Field(default=1, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _enough_people(self) -> Approvals:
+        names = [a.strip() for a in self.approvers]
+        if any(not a for a in names) or len(set(names)) != len(names):
+            raise FieldError(("approvers",), "approvers must be distinct, non-empty names")
+        if names and self.required > len(names):
+            raise FieldError(("required",), f"{self.required} approvals are required but "
+                             f"only {len(names)} approvers are listed")
+        return self

@@ -28,7 +28,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 def sensitive(materialized, tmp_path_factory):
     """The shipped (sensitive) use case over the shared materialised data root."""
     base = load_use_cases(materialized.settings.use_case_dirs)[0]
-    path = write_use_case(tmp_path_factory.mktemp("sensitive"), base.serving.port)
+    path = write_use_case(tmp_path_factory.mktemp("sensitive"), base.serving.port, **{
+        r"^  approvers: .*$": '  approvers: ["alice (model risk)", "bob (model risk)", "carol"]'})
     settings = settings_for(materialized.root, path.parent)
     use_case = load_use_cases(settings.use_case_dirs)[0]
     assert use_case.sensitive
@@ -128,6 +129,10 @@ def test_sensitive_promotion_needs_an_approval_and_rolls_back_in_one_action(mate
     decision = approvals.read(mlflow.client(), uc.name, approved)
     assert (decision.status, decision.by) == ("approved", "alice (model risk)")
     assert decision.reason == "gates passed; model card reviewed" and decision.at
+    tags = mlflow.client().get_model_version(uc.name, approved).tags
+    assert tags[approvals.TRAINED_BY] == approvals.trainer({})  # who launched the retrain
+    [signed] = approvals.records(tags)
+    assert (signed.by, signed.decision) == ("alice (model risk)", "approved")
 
     # The decision reached the Dagster instance, where the approval sensor promotes it.
     instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
