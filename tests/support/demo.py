@@ -239,14 +239,15 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
 def _reset(settings) -> None:
     """The demo tells its story from the start every time: running services stop and every
     table, model, report and Dagster run of the data root goes; the landed snapshot files
-    (the source system's data) and the Dagster instance's configuration stay."""
+    (the source system's data), the Dagster instance's configuration and the local secrets
+    (the approval-signing key set-up generated) stay."""
     from lakeloop.resources import build_resources
 
     resources = build_resources(settings)
     resources["serving"].stop_all()
     resources["feast"].stop_feature_server()
     root = settings.data_root
-    keep = {root / "landing", settings.dagster_home / "dagster.yaml"}
+    keep = {root / "landing", root / "secrets", settings.dagster_home / "dagster.yaml"}
     for path in sorted(root.glob("*")):
         if path == settings.dagster_home:
             for inner in path.glob("*"):
