@@ -19,6 +19,12 @@ PROJECT = "lakeloop"
 # SQLite that never rolls a value back (see lakeloop.features.online_store).
 SQLITE_STORE = "lakeloop.features.online_store.MonotonicSqliteOnlineStore"
 ENTITY_KEY_SERIALIZATION = 3
+# How `feast serve` runs, locally and on Kubernetes. One worker per process (replicas scale it
+# out), the registry re-read every 5 s, and --max-requests 0: Feast's default (1,000 plus up to
+# 50 of jitter) recycles the worker, and with one worker that leaves nobody listening for the
+# two seconds a new one takes to boot, which a transformer sees as a timeout (the soak's 503s).
+# The soak proves the worker does not grow without the recycling.
+SERVE_OPTIONS = ("-w", "1", "--no-access-log", "-r", "5", "--max-requests", "0")
 
 
 def is_sql_registry(registry: str) -> bool:

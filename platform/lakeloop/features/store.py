@@ -258,7 +258,7 @@ class FeastResource(dg.ConfigurableResource):
             offline="file", project=self.project)))
         feast = Path(sys.executable).with_name("feast")
         cmd = [str(feast), "-c", str(repo), "serve", "-h", self.server_host, "-p",
-               str(self.server_port), "-w", "1", "--no-access-log", "-r", "5"]
+               str(self.server_port), *config.SERVE_OPTIONS]
         env = {**{k: v for k, v in os.environ.items()
                   if k in ("PATH", "HOME", "LANG", "TZ", "PYTHONPATH")},
                "DO_NOT_TRACK": "true", "FEAST_USAGE": "False", **secrets}

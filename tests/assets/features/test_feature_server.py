@@ -1,6 +1,7 @@
 """Feast's HTTP feature server, started as a service over the materialised store, answers with
 the same values as the Python SDK."""
 
+import psutil
 import pytest
 import requests
 
@@ -38,3 +39,22 @@ def test_feature_server_serves_the_online_values_over_http(materialized):
     assert http["income"][-1] is None  # an unknown applicant has no features
     # the same server is found again rather than started twice
     assert feast.ensure_feature_server().pid == running.pid
+
+
+# `feast serve` recycles its worker after 1,000 requests plus up to 50 of jitter by default.
+FEAST_DEFAULT_RECYCLE = 1000 + 50
+
+
+def test_the_feature_servers_worker_is_not_recycled_under_traffic(materialized):
+    """With one worker, a recycled worker leaves nobody answering while its successor boots:
+    every transformer lookup in that gap times out (a 503). The worker serves on."""
+    uc = load_use_cases(materialized.settings.use_case_dirs)[0]
+    running = build_resources(materialized.settings)["feast"].ensure_feature_server()
+    workers = psutil.Process(running.pid).children()
+    assert len(workers) == 1
+    service = feature_service_name(uc)
+    with requests.Session() as http:
+        for i in range(FEAST_DEFAULT_RECYCLE + 1):
+            online_features_http(running.url, service, uc.entity.join_key, [f"A{i % 60}"],
+                                 session=http, timeout=30)
+    assert psutil.Process(running.pid).children() == workers

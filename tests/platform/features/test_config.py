@@ -25,6 +25,15 @@ def test_the_k8s_feature_servers_file_is_the_rendered_configuration():
         config.k8s_feature_server_file()
 
 
+def test_the_k8s_feature_server_runs_as_the_local_one_does():
+    deployment = next(doc for doc in yaml.safe_load_all((ROOT / "infra/k8s/feature-server.yaml")
+                                                        .read_text())
+                      if doc and doc["kind"] == "Deployment")
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command == ["feast", "-c", "/etc/lakeloop/feast", "serve", "-h", "0.0.0.0",
+                       "-p", "6566", *config.SERVE_OPTIONS]
+
+
 def test_the_resource_builds_the_same_configuration_as_the_file(tmp_path):
     feast = FeastResource(registry_path=str(tmp_path / "registry.db"),
                           sqlite_path=str(tmp_path / "online.db"))
