@@ -7,6 +7,8 @@ concurrency 8, for (a) the whole graph (executor -> feature transformer with its
 lookup -> model), (b) the model microservice alone (feature row in, no lookup) and
 (c) in-process `inplace_predict` on the same row (the peer). Targets: the model wrapper adds
 under 2 ms p50 at concurrency 1; at least 500 requests/s at concurrency 8, model alone.
+Reason codes (a request with ``meta.tags.explain``): the p50 they add to the model alone,
+beside XGBoost's own in-process ``pred_contribs`` on the same row; target under 1 ms.
 """
 
 from __future__ import annotations
@@ -139,11 +141,20 @@ def run() -> list[Result]:
         model_rps = _throughput(poster(model_url, model_body))
         graph_rps = _throughput(poster(endpoint.predictions_url, graph_body))
         in_rps = _throughput(lambda: (lambda: booster.inplace_predict(x) is not None))
+        import xgboost as xgb
+
+        explain_body = {**model_body, "meta": {"tags": {"explain": 3}}}
+        explained = _latencies(poster(model_url, explain_body)())
+        contribs = _latencies(lambda: booster.predict(xgb.DMatrix(x), pred_contribs=True),
+                              3000)
+        reasons_added = explained[0] - model_alone[0]
         wrapper = model_alone[0] - in_process[0]
         EXTRA.update({"model_version": version, "workers": WORKERS,
                       "in_process_p50_p99_ms": in_process, "model_alone_p50_p99_ms": model_alone,
                       "graph_p50_p99_ms": graph, "model_alone_rps_c8": model_rps,
-                      "graph_rps_c8": graph_rps, "in_process_rps_c8": in_rps})
+                      "graph_rps_c8": graph_rps, "in_process_rps_c8": in_rps,
+                      "explained_p50_p99_ms": explained,
+                      "in_process_pred_contribs_p50_p99_ms": contribs})
         return [
             Result("serving", "model alone p50, c=1", "ms", model_alone[0],
                    "in-process predict", in_process[0],
@@ -158,6 +169,9 @@ def run() -> list[Result]:
                    "in-process predict", in_rps, ">= 500 req/s", model_rps >= 500),
             Result("serving", "graph req/s, c=8", "req/s", graph_rps, "in-process predict",
                    in_rps),
+            Result("serving", "reason codes added p50, c=1 (model alone, top 3)", "ms",
+                   reasons_added, "in-process pred_contribs", contribs[0], "< 1 ms",
+                   reasons_added < 1.0),
         ]
     finally:
         r["serving"].stop_all()

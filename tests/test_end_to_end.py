@@ -2,6 +2,7 @@
 asserting what was written (tables, features, registry, endpoint, reports)."""
 
 import json
+import math
 
 import pytest
 import requests
@@ -133,6 +134,26 @@ def test_endpoint_scores_an_applicant_through_the_feature_transformer(materializ
     assert 0.0 <= probability <= 1.0 and prediction in (0, 1)
     assert probability == pytest.approx(deployment.metadata["sample_probability"].value,
                                         abs=1e-6)
+
+
+def test_a_client_asking_for_reasons_gets_them_in_the_use_cases_words(materialized):
+    """Through the whole graph (executor, transformer, model): the top contributions and
+    the use case's reason texts, adding up with the base value to the answer's margin."""
+    deployment, uc = _deployment(materialized)
+    sample = deployment.metadata["sample_request"].value
+    response = requests.post(deployment.metadata["endpoint"].value, timeout=10,
+                             json={"jsonData": sample, "meta": {"tags": {"explain": 3}}})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    probability = body["data"]["ndarray"][0][0]
+    [reason] = body["meta"]["tags"]["reasons"]
+    assert set(reason["contributions"]) == set(uc.feature_names)
+    margin = reason["base_value"] + sum(reason["contributions"].values())
+    assert 1 / (1 + math.exp(-margin)) == pytest.approx(probability, abs=1e-5)
+    assert len(reason["top"]) == 3
+    for top in reason["top"]:
+        words = uc.reason_codes[top["feature"]]
+        assert top["text"] == (words.up if top["contribution"] > 0 else words.down)
 
 
 def test_drift_reports_exist_per_day_with_html_and_json(materialized):

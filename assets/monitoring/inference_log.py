@@ -38,6 +38,8 @@ def log_schema():
         StructField("status", IntegerType()),
         StructField("error", StringType()),
         StructField("latency_ms", DoubleType()),
+        # The reasons an answer carried when the request asked for them (JSON text).
+        StructField("reasons", StringType()),
     ])
 
 
@@ -60,7 +62,7 @@ def _inference_log(spark, files: list[str], use_case: UseCase):
         .otherwise(F.col("predictor")).alias("predictor"),
         *[F.col("features").getItem(f).cast(use_case.feature_type(f)).alias(f)
           for f in use_case.feature_names],
-        "probability", "prediction", "status", "error", "latency_ms",
+        "probability", "prediction", "status", "error", "latency_ms", "reasons",
         F.to_date("ds").alias("ds"),
     ))
 
@@ -98,7 +100,9 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                        F.expr("percentile_approx(latency_ms, 0.5)").alias("p50"),
                        F.expr("percentile_approx(latency_ms, 0.99)").alias("p99")).first()
         path = lakehouse.table(context.asset_key)
-        commit = replace_window(df, path, start, end, run_id=context.run.run_id)
+        # mergeSchema: a log written before a column existed (reasons) takes it.
+        commit = replace_window(df, path, start, end, run_id=context.run.run_id,
+                                merge_schema=True)
         df.unpersist()
         rows = int(stats["rows"] or 0)
         return dg.MaterializeResult(metadata={

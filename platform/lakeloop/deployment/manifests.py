@@ -54,6 +54,7 @@ class ManifestPredictor:
     traffic: int = 100
     shadow: bool = False
     encoding: str = ""  # the model's encoding (JSON); empty: every feature is a number
+    reason_codes: str = ""  # the use case's reason texts (JSON); empty: feature names
 
 
 COMPONENTS = {"transformer": (TRANSFORMER_CLASS, "TRANSFORMER"), "model": (MODEL_CLASS, "MODEL")}
@@ -101,6 +102,7 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
         "model_name": model_name,
         "model_version": str(p.model_version),
         "predictor": p.role,
+        "reason_codes": p.reason_codes,
         # The request log, on the shared data volume where inference_log reads it.
         "log_dir": f"{data_mount.rstrip('/')}/{model_name}/monitoring/requests",
     })

@@ -118,6 +118,11 @@ def model_files(mlflow: MlflowResource, name: str, version: str) -> tuple[Path, 
     return model_dir, config
 
 
+def reason_codes_json(use_case: UseCase) -> str:
+    """The use case's reason texts, as the model component takes them."""
+    return json.dumps({f: t.model_dump() for f, t in use_case.reason_codes.items()})
+
+
 def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     """The model and transformer microservices of ``version`` in ``role`` (restarted), whole
     or not at all: when one cannot start, the other is stopped again, so a failed start
@@ -135,6 +140,7 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
         "model_name": use_case.name,
         "model_version": version,
         "log_dir": log_dir,
+        "reason_codes": reason_codes_json(use_case),
     }, port)
     try:
         server = rt.feast.ensure_feature_server()
@@ -221,7 +227,8 @@ def render(rt: Runtime, rollout: str, champion: str, challenger: str | None = No
         _, config = model_files(rt.mlflow, rt.use_case.name, version)
         return ManifestPredictor(role, version, config["features"], config["threshold"],
                                  config["feature_service"], traffic, shadow,
-                                 config["encoding"].to_json())
+                                 config["encoding"].to_json(),
+                                 reason_codes_json(rt.use_case))
 
     if rollout == "champion" or challenger is None:
         predictors = [predictor(champion, CHAMPION, 100)]

@@ -24,6 +24,11 @@ from lakeloop.usecase.schema import (
 )
 
 
+class ReasonText(_Strict):
+    up: str = ""
+    down: str = ""
+
+
 class UseCase(_Strict):
     name: str
     title: str
@@ -37,6 +42,9 @@ class UseCase(_Strict):
     label: Label
     features: Features
     protected_attributes: tuple[str, ...] = ()
+    # A reason, in the use case's words, per feature and direction: "up" when the feature
+    # raised the score towards the positive class (the adverse decision), "down" otherwise.
+    reason_codes: dict[str, ReasonText] = {}
     model: ModelConfig = ModelConfig()
     gates: Gates = Gates()
     monitoring: Monitoring = Monitoring()
@@ -101,6 +109,10 @@ class UseCase(_Strict):
                                      f"{self.events_name!r}")
             if attr in self.feature_names:
                 raise FieldError(at, f"protected attribute {attr!r} must not be a model feature")
+        for name in self.reason_codes:
+            if name not in self.feature_names:
+                raise FieldError(("reason_codes", name), f"{name!r} is not a model feature "
+                                 f"(features: {', '.join(self.feature_names)})")
         return self
 
     # --- conveniences -------------------------------------------------------------------

@@ -36,14 +36,15 @@ def test_feature_sets_are_versioned(tmp_path, spark):
     _, store = _apply(lake, base)
     assert [s.name for s in store.list_feature_services()] == ["credit_risk_v1"]
 
-    fewer = r"^      - employment_years\n"
-    same_version = write_use_case(tmp_path / "v1b", port, **{fewer: ""}).parent
+    # one feature fewer (and so its reason texts)
+    fewer, its_reasons = r"^      - employment_years\n", r"^  employment_years: \{up: .*\n"
+    same_version = write_use_case(tmp_path / "v1b", port, **{fewer: "", its_reasons: ""}).parent
     result, _ = _apply(lake, base.replace(use_case_dirs=(same_version,)),
                        succeed=False)
     assert "bump features.version in credit_risk.yaml" in failure_text(result)
 
     bumped = write_use_case(tmp_path / "v2", port, **{
-        fewer: "", r"^features:\n": "features:\n  version: 2\n"}).parent
+        fewer: "", its_reasons: "", r"^features:\n": "features:\n  version: 2\n"}).parent
     _, store = _apply(lake, base.replace(use_case_dirs=(bumped,)))
     services = {s.name: s for s in store.list_feature_services()}
     assert set(services) == {"credit_risk_v1", "credit_risk_v2"}

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import xgboost as xgb
 
+from lakeloop.deployment.seldon.errors import RequestError
 from lakeloop.deployment.seldon.model import XGBoostModel
 from lakeloop.deployment.seldon.request_log import complete_lines
 
@@ -40,3 +41,52 @@ def test_an_answer_is_logged_before_it_is_returned_with_its_missing_values(tmp_p
     assert records[0]["features"] == {"a": 0.7, "b": None}
     assert records[1]["features"] == {"a": 0.2, "b": 0.4}
     assert all(r["ds"] == "2026-09-03" and r["status"] == 200 for r in records)
+
+
+def test_reasons_add_up_to_the_margin_and_name_the_features_that_raised_it(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.random((400, 3))
+    y = (x[:, 0] + 0.2 * x[:, 1] > 0.7).astype(int)  # a matters most, b a little, c not
+    # named, as training names the columns
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3},
+                        xgb.DMatrix(x, label=y, feature_names=["a", "b", "c"]),
+                        num_boost_round=20)
+    booster.save_model(tmp_path / "model.ubj")
+    texts = {"a": {"up": "A too high", "down": "A low enough"}}
+    model = XGBoostModel(str(tmp_path / "model.ubj"), json.dumps(["a", "b", "c"]), 0.5, "m",
+                         "1", log_dir=str(tmp_path / "log"), reason_codes=json.dumps(texts))
+    model.load()
+    rows = [[0.95, 0.9, 0.5], [0.05, 0.1, 0.5]]
+    answer = model.predict_raw({"data": {"names": ["a", "b", "c"], "ndarray": rows},
+                                "meta": {"puid": "r", "tags": {"explain": 2}}})
+    explained = answer["meta"]["tags"]["reasons"]
+    margins = booster.inplace_predict(np.array(rows), predict_type="margin")
+    for reason, margin in zip(explained, margins, strict=True):
+        total = reason["base_value"] + sum(reason["contributions"].values())
+        assert abs(total - margin) < 1e-5
+        assert len(reason["top"]) == 2
+    high, low = explained
+    assert high["top"][0] == {"feature": "a", "contribution": high["contributions"]["a"],
+                              "direction": "up", "text": "A too high"}
+    assert low["contributions"]["a"] < 0
+    records = [json.loads(line) for path in (tmp_path / "log").glob("ds=*/*.jsonl")
+               for line in complete_lines(path)]
+    assert [json.loads(r["reasons"]) for r in records] == [r["top"] for r in explained]
+
+
+def test_reasons_are_only_computed_when_asked_and_a_bad_ask_is_refused(tmp_path):
+    model = _model(tmp_path)
+    plain = model.predict_raw({"data": {"names": FEATURES, "ndarray": [[0.7, 0.1]]}})
+    assert "reasons" not in plain["meta"]["tags"]
+    for bad in (0, 3, "yes", 1.5):
+        try:
+            model.predict_raw({"data": {"names": FEATURES, "ndarray": [[0.7, 0.1]]},
+                               "meta": {"tags": {"explain": bad}}})
+        except RequestError as exc:
+            assert exc.reason == "BAD_EXPLAIN" and "meta.tags.explain" in exc.message
+        else:
+            raise AssertionError(f"explain={bad!r} was accepted")
+    [default] = model.predict_raw({"data": {"names": FEATURES, "ndarray": [[0.7, 0.1]]},
+                                   "meta": {"tags": {"explain": True}}})["meta"]["tags"][
+        "reasons"]
+    assert len(default["top"]) == 2  # three by default, at most the features there are

@@ -4,6 +4,12 @@ Request: ``{"data": {"names": [...], "ndarray": [[...], ...]}, "meta": {"tags": 
 ``{"jsonData": {"features": {name: value}}}``. Response: ``probability`` and ``prediction``
 (1 when the probability reaches the decision threshold) per row. Every request, good or bad,
 is logged with the model version and its latency.
+
+A request that asks for reasons (``meta.tags.explain``: true for the top three, or a number)
+gets, per row, the features that moved its score most towards the adverse decision (the
+positive class), from XGBoost's own SHAP contributions (``pred_contribs``) summed over each
+feature's columns, with the use case's reason texts; they add up with the base value to the
+row's margin. They are in the answer's ``meta.tags.reasons`` and in the request log.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 
 MAX_ROWS = 1000
 OUTPUT_NAMES = ["probability", "prediction"]
+DEFAULT_REASONS = 3
 
 
 def _utc_now() -> dt.datetime:
@@ -93,6 +100,49 @@ def parse_rows(msg, features: list[str], max_rows: int = MAX_ROWS,
     return out
 
 
+def reasons_wanted(tags: dict, features: int) -> int:
+    """How many reasons a request asks for (0: none), from ``meta.tags.explain``."""
+    wanted = tags.get("explain")
+    if wanted is None or wanted is False:
+        return 0
+    if wanted is True:
+        return min(DEFAULT_REASONS, features)
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and 1 <= wanted <= features:
+        return wanted
+    raise RequestError(f"meta.tags.explain must be true or a whole number from 1 to {features}"
+                       f", not {json.dumps(wanted)}", "BAD_EXPLAIN")
+
+
+def reasons(booster, matrix, encoding, wanted: int, texts: dict) -> list[dict]:
+    """Per row: the base value (the margin before any feature) and the ``wanted`` features
+    that raised the margin most (towards the positive class, the adverse decision), with
+    every feature's contribution (the SHAP values of its columns, summed)."""
+    import numpy as np
+    import xgboost as xgb
+
+    # The matrix's columns are the booster's, in its order (as inplace_predict reads them).
+    contribs = booster.predict(xgb.DMatrix(matrix, missing=np.nan,
+                                           feature_names=booster.feature_names),
+                               pred_contribs=True)
+    owners = encoding.feature_of_columns()
+    names = list(dict.fromkeys(owners))
+    index = np.array([names.index(o) for o in owners])
+    per_feature = np.zeros((contribs.shape[0], len(names)))
+    np.add.at(per_feature.T, index, contribs[:, :-1].T)
+    out = []
+    for row, base in zip(per_feature, contribs[:, -1], strict=True):
+        top = np.argsort(-row, kind="stable")[:wanted]
+        out.append({
+            "base_value": float(base),
+            "contributions": {n: float(v) for n, v in zip(names, row, strict=True)},
+            "top": [{"feature": names[j], "contribution": float(row[j]),
+                     "direction": "up" if row[j] > 0 else "down",
+                     "text": (texts.get(names[j]) or {}).get("up" if row[j] > 0 else "down")
+                     or names[j]} for j in top],
+        })
+    return out
+
+
 def _row_tag(tags: dict, plural: str, singular: str, i: int) -> str:
     """A row's value of a per-row tag (the transformer sends lists), or the request's."""
     values = tags.get(plural)
@@ -107,7 +157,8 @@ class XGBoostModel:
 
     def __init__(self, model_path: str, features: str, threshold: float, model_name: str,
                  model_version: str, log_dir: str = "", nthread: int = 1,
-                 instance_id: str = "", predictor: str = "", encoding: str = ""):
+                 instance_id: str = "", predictor: str = "", encoding: str = "",
+                 reason_codes: str = ""):
         from lakeloop.training.encoding import Encoding
 
         self.model_path = model_path
@@ -123,6 +174,8 @@ class XGBoostModel:
         # Set in a SeldonDeployment's graph (no Lakeloop executor in front to tag requests):
         # answers and log records say which predictor of the rollout served them.
         self.predictor = predictor
+        # The use case's words for a reason, per feature and direction ({"up", "down"}).
+        self.reason_codes = json.loads(reason_codes) if reason_codes else {}
         self.booster: xgb.Booster | None = None
         self.log: RequestLog | None = None
 
@@ -179,20 +232,25 @@ class XGBoostModel:
                 raise RequestError(str(exc), "UNKNOWN_CATEGORY") from None
             if self.booster is None:
                 raise RequestError("model not loaded yet", "NOT_READY", status_code=503)
+            wanted = reasons_wanted(tags, len(self.features))
             p = self.booster.inplace_predict(matrix)
+            explained = (reasons(self.booster, matrix, self.encoding, wanted,
+                                 self.reason_codes) if wanted else None)
         except RequestError as exc:
             self._record(puid, tags, None, None, exc.status_code, exc.message, started)
             raise
         flagged = (p >= self.threshold).astype(int)
-        self._record(puid, tags, x, p, 200, "", started)
+        self._record(puid, tags, x, p, 200, "", started, explained)
+        out_tags: dict = {"model_name": self.model_name, "model_version": self.model_version}
+        if explained is not None:
+            out_tags["reasons"] = explained
         return {
             "data": {"names": OUTPUT_NAMES,
                      "ndarray": [[float(pi), int(fi)] for pi, fi in zip(p, flagged, strict=True)]},
-            "meta": {"puid": puid, "tags": {"model_name": self.model_name,
-                                            "model_version": self.model_version}},
+            "meta": {"puid": puid, "tags": out_tags},
         }
 
-    def _record(self, puid, tags, x, p, status, error, started):
+    def _record(self, puid, tags, x, p, status, error, started, explained=None):
         if self.log is None:
             return
         latency_ms = (time.perf_counter() - started) * 1000.0
@@ -221,4 +279,7 @@ class XGBoostModel:
                 "status": int(status),
                 "error": error,
                 "latency_ms": round(latency_ms, 3),
+                # The reasons the answer carried (their top features), as JSON text.
+                "reasons": (json.dumps(explained[i]["top"]) if explained is not None
+                            else None),
             })
