@@ -4,7 +4,12 @@ import dagster as dg
 
 from lakeloop import keys
 from lakeloop.k8s import pod_tags
-from lakeloop.lakehouse.tables import LakehouseResource, read_window, replace_window
+from lakeloop.lakehouse.tables import (
+    LakehouseResource,
+    read_pinned,
+    replace_window,
+    window_predicate,
+)
 from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.spark import SparkResource
 from lakeloop.usecase import UseCase
@@ -49,10 +54,11 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     def gold(context: dg.AssetExecutionContext, spark: SparkResource,
              lakehouse: LakehouseResource) -> dg.MaterializeResult:
         start, end = window_of(context)
-        silver = read_window(spark.session(), lakehouse.table(silver_key), start, end)
+        silver, read = read_pinned(spark.session(), lakehouse.table(silver_key))
         path = lakehouse.table(context.asset_key)
-        commit = replace_window(_gold(silver, use_case), path, start, end,
-                                run_id=context.run.run_id,
+        commit = replace_window(_gold(silver.where(window_predicate(start, end)), use_case),
+                                path, start, end, run_id=context.run.run_id,
+                                lineage={"source_versions": {silver_key.path[-1]: read}},
                                 stats_columns=[use_case.entity.join_key, EVENT_TIMESTAMP])
         return dg.MaterializeResult(metadata={
             "rows": dg.MetadataValue.int(commit.rows_written),

@@ -12,9 +12,10 @@ from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse.tables import (
     LakehouseResource,
     is_delta_table,
-    read_table,
+    read_pinned,
     read_window,
     replace_window,
+    window_predicate,
 )
 from lakeloop.partitions import backfill_policy, daily_partitions, window_of
 from lakeloop.spark import SparkResource
@@ -59,16 +60,20 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
 
         start, end = window_of(context)
         session = spark.session()
-        events = read_window(session, lakehouse.table(events_key), start, end)
+        events, events_version = read_pinned(session, lakehouse.table(events_key))
+        events = events.where(window_predicate(start, end))
+        read = {events_key.path[-1]: events_version}
         labels_path = lakehouse.table(labels_key)
         if is_delta_table(labels_path):
-            outcome = latest_labels(read_table(session, labels_path), use_case)
+            labels, read[labels_key.path[-1]] = read_pinned(session, labels_path)
+            outcome = latest_labels(labels, use_case)
             df = events.join(outcome, use_case.events.key, "left")
         else:
             df = (events.withColumn(LABEL, F.lit(None).cast("int"))
                   .withColumn(LABEL_TIME, F.lit(None).cast("timestamp")))
         path = lakehouse.table(context.asset_key)
-        commit = replace_window(df, path, start, end, run_id=context.run.run_id)
+        commit = replace_window(df, path, start, end, run_id=context.run.run_id,
+                                lineage={"source_versions": read})
         stats = read_window(session, path, start, end).agg(
             F.count("*").alias("rows"), F.count(LABEL).alias("labelled"),
             F.sum(LABEL).alias("positives")).first()

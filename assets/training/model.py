@@ -92,6 +92,12 @@ def metadata(use_case: UseCase, candidate: Candidate, registered: Registered,
         "training_set_version": dg.MetadataValue.int(training.version),
         "source_versions": dg.MetadataValue.json(lineage.get("source_versions", {})),
         "feature_service": dg.MetadataValue.text(lineage.get("feature_service", "")),
+        # The chain back to the data in one place; `lakeloop trace` resolves every link.
+        "lineage": dg.MetadataValue.json({
+            "training_set_version": training.version,
+            "read": lineage.get("source_versions", {}),
+            "raw_snapshots": len(training.snapshots),
+            "trace": f"lakeloop trace --model {registered.version} {use_case.name}"}),
         "device": dg.MetadataValue.text(candidate.resolved["device"]),
         "engine": dg.MetadataValue.text(candidate.resolved["engine"]),
         "seed": dg.MetadataValue.int(candidate.resolved["seed"]),

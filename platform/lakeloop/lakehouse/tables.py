@@ -244,6 +244,13 @@ def read_window(spark: SparkSession, path: Path | str, start: str, end: str) -> 
     return read_table(spark, path).where(window_predicate(start, end))
 
 
+def read_pinned(spark: SparkSession, path: Path | str) -> tuple[DataFrame, int]:
+    """The table at its latest version, and that version: what a derived table records as
+    read (its lineage), exactly, even when a writer commits a newer version meanwhile."""
+    version = latest_version(spark, path)
+    return read_table(spark, path, version), version
+
+
 def last_commit(spark: SparkSession, path: Path | str) -> Commit:
     """The table's latest version and the rows its commit wrote (from Delta's own metrics)."""
     row = _history(spark, path, 1).select("version", "operationMetrics").first()

@@ -1,0 +1,50 @@
+"""`lakeloop trace`: a prediction (or a model version) back to the data it came from."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from lakeloop.cli.commands import WholeNumber, _context, _example, _use_case, cli
+from lakeloop.cli.errors import CliError
+
+
+@cli.command(epilog=_example("lakeloop trace 7f3c2a9e-...           # a request id",
+                             "lakeloop trace APP-2026-10-15-000042   # an event's key",
+                             "lakeloop trace --model 3 credit_risk --json"),
+             short_help="From a prediction (or a model version) back to its data.")
+@click.argument("target")
+@click.option("--model", "model_version", type=WholeNumber(),
+              help="Trace model version N of the use case TARGET instead of a request.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--no-verify", is_flag=True,
+              help="Do not hash the raw snapshots again (large data).")
+def trace(target: str, model_version: int | None, as_json: bool, no_verify: bool) -> None:
+    """The lineage of one prediction: TARGET is a request id (the answer's meta.puid) or an
+    event's key. It prints the answer (time, inputs, probability, predictor), the model
+    version and its MLflow run, the feature service, the training set's Delta version, the
+    tables it was built from and the versions they read, the raw snapshot hashes (hashed again
+    and compared), and the approvals and rollout that put the model in service. With
+    --model N, TARGET is a use case and the chain starts at its model version N. Exit status
+    1 when a link of the chain does not resolve."""
+    from mlflow.exceptions import MlflowException
+
+    from lakeloop.trace import TraceError, model_chain, render, trace_request
+
+    _, resources, use_cases = _context()
+    try:
+        if model_version is not None:
+            case = _use_case(use_cases, target)
+            chain = {"use_case": case.name,
+                     **model_chain(resources, case, str(model_version), not no_verify)}
+        else:
+            chain = trace_request(resources, use_cases, target, not no_verify)
+    except TraceError as exc:
+        raise CliError(str(exc)) from None
+    except MlflowException as exc:
+        raise CliError(f"the MLflow registry did not answer: {exc}") from None
+    click.echo(json.dumps(chain, indent=2, sort_keys=True, default=str) if as_json
+               else render(chain))
+    if chain.get("whole") is False:
+        raise CliError("a link of the chain does not resolve (see the FAILED lines)")
