@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import QUICK_ENV, Result, write  # noqa: E402
 
 BENCHMARKS = ["demo_graph", "lakehouse", "features", "training", "serving", "batch_scoring",
-              "drift_calibration", "dagster_scale", "production_shape"]
+              "drift_calibration", "fairness_calibration", "dagster_scale", "production_shape"]
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

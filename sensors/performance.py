@@ -4,6 +4,7 @@ or estimated from the model's calibrated scores before (CBPE), when the use case
 
 import datetime as dt
 import json
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -33,6 +34,14 @@ def evaluate(records, cursor: dict, use_case: UseCase,
     out the cooldown (a report re-materialised as more outcomes arrive counts once).
     ``coverage`` (see sensors.drift.retrain_coverage): days a retraining run, whichever
     sensor requested it, already trained after, and its trigger day for the cooldown."""
+    return evaluate_reports(records, cursor, use_case, coverage, TRIGGER, reason_of)
+
+
+def evaluate_reports(records, cursor: dict, use_case: UseCase, coverage: dict | None,
+                     trigger: str, reason: Callable[[dict, UseCase], str | None]
+                     ) -> tuple[list[dg.RunRequest], dict]:
+    """The rule every report-driven sensor shares: one request, keyed by trigger and day, for
+    the earliest day whose report gives a ``reason`` and that no retraining covers yet."""
     cooldown = dt.timedelta(days=use_case.monitoring.retrain_cooldown_days)
     coverage = coverage or {}
     last = max(filter(None, (cursor.get("last_trigger_day"),
@@ -44,7 +53,7 @@ def evaluate(records, cursor: dict, use_case: UseCase,
         mat = record.asset_materialization
         if mat is None or mat.partition is None:
             continue
-        why = reason_of(mat.metadata, use_case)
+        why = reason(mat.metadata, use_case)
         if why is None:
             continue
         day = dt.date.fromisoformat(mat.partition)
@@ -56,8 +65,8 @@ def evaluate(records, cursor: dict, use_case: UseCase,
     day, why = min(degraded)
     cursor["last_trigger_day"] = day
     return [dg.RunRequest(
-        run_key=f"{use_case.name}-performance-{day}",
-        tags={TRIGGER_TAG: TRIGGER, DAY_TAG: day, COVERED_TAG: max(d for d, _ in degraded),
+        run_key=f"{use_case.name}-{trigger}-{day}",
+        tags={TRIGGER_TAG: trigger, DAY_TAG: day, COVERED_TAG: max(d for d, _ in degraded),
               REASON_TAG: f"{day}: {why}", USE_CASE_TAG: use_case.name})], cursor
 
 
@@ -90,17 +99,23 @@ def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def performance_sensor(context: dg.SensorEvaluationContext):
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        result = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=report_key,
-                                  after_storage_id=cursor.get("storage_id")),
-            limit=BATCH, ascending=True)
-        requests, cursor = evaluate(result.records, cursor, use_case,
-                                    retrain_coverage(context.instance, use_case))
-        return dg.SensorResult(
-            run_requests=requests, cursor=json.dumps(cursor),
-            skip_reason=None if requests else
-            f"{len(result.records)} new performance reports; none below the floor outside "
-            "what a retraining already covers")
+        return report_tick(context, report_key, use_case, evaluate,
+                           "performance reports; none below the floor")
 
     return performance_sensor
+
+
+def report_tick(context: dg.SensorEvaluationContext, report_key: dg.AssetKey,
+                use_case: UseCase, evaluate_fn, nothing: str) -> dg.SensorResult:
+    """One tick of a report-driven sensor: the reports materialised since the cursor, judged
+    by ``evaluate_fn`` against what retraining runs already cover."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    result = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=report_key, after_storage_id=cursor.get("storage_id")),
+        limit=BATCH, ascending=True)
+    requests, cursor = evaluate_fn(result.records, cursor, use_case,
+                                   retrain_coverage(context.instance, use_case))
+    return dg.SensorResult(
+        run_requests=requests, cursor=json.dumps(cursor),
+        skip_reason=None if requests else
+        f"{len(result.records)} new {nothing} outside what a retraining already covers")

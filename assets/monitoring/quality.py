@@ -130,6 +130,9 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                 "mature": dg.MetadataValue.bool(day.mature),
                 "within_tolerance": dg.MetadataValue.bool(not done.findings),
                 "findings": dg.MetadataValue.text("; ".join(done.findings) or "none"),
+                # What acts (the fairness sensor): tolerances exceeded beyond sampling noise.
+                "breached": dg.MetadataValue.bool(bool(done.breaches)),
+                "breaches": dg.MetadataValue.text("; ".join(done.breaches) or "none"),
                 "not_judged": dg.MetadataValue.text("; ".join(done.not_judged) or "none"),
                 "report": lakehouse.report_link(done.html),
                 "report_path": dg.MetadataValue.path(done.html),

@@ -33,6 +33,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from jobs.approvals import approval_job, rollback_job
     from sensors import approvals as approval_sensor
     from sensors import drift as drift_sensor
+    from sensors import fairness as fairness_sensor
     from sensors import labels as label_sensor
     from sensors import landing as landing_sensor
     from sensors import performance as performance_sensor
@@ -51,6 +52,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             drift_sensor.build(use_case, by_name[use_case_jobs.retrain_job_name(use_case)]),
             performance_sensor.build(use_case,
                                      by_name[use_case_jobs.retrain_job_name(use_case)]),
+            fairness_sensor.build(use_case, by_name[use_case_jobs.retrain_job_name(use_case)]),
             label_sensor.build(use_case),
             landing_sensor.build(use_case, by_name[use_case_jobs.ingest_job_name(use_case)],
                                  settings),

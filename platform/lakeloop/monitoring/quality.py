@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from lakeloop.monitoring import performance as perf
+from lakeloop.monitoring.fairness import gap_breach, ratio_breach
 from lakeloop.monitoring.reference import Reference
 from lakeloop.training.fairness import fairness
 from lakeloop.usecase import UseCase
@@ -125,7 +126,8 @@ class FairnessDay:
     approval_ratios: dict[str, float] = field(default_factory=dict)
     tpr_gaps: dict[str, float] = field(default_factory=dict)
     groups_judged: dict[str, int] = field(default_factory=dict)
-    findings: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # point estimates past a tolerance
+    breaches: list[str] = field(default_factory=list)  # shown at level alpha: these act
     not_judged: list[str] = field(default_factory=list)
     html: str = ""
 
@@ -166,10 +168,16 @@ def fairness_day(day: Day, use_case: UseCase, out_dir: Path) -> FairnessDay:
                    f"{gates.fairness_min_group_positives} positives" if day.mature else
                    f"outcomes mature on {perf.matures_on(day.ds, use_case.label.maturity_days)}")
             out.not_judged.append(f"{a}: TPR gap not judged ({why})")
+        alpha = use_case.monitoring.fairness.alpha
+        for breach in (ratio_breach(rate, gates.fairness_ratio_min, alpha),
+                       gap_breach(tpr, gates.tpr_gap_max, alpha)):
+            if breach is not None:
+                out.breaches.append(breach.describe())
         out.groups_judged[a] = len(rate.rate_groups)
         sections[a] = rate.groups.to_html(float_format="{:.3f}".format, na_rep="not judged")
     _summary(out_dir, {"ds": day.ds, "rows": len(answers), "labeled_rows": len(day.known),
                        "mature": day.mature, "findings": out.findings,
+                       "breaches": out.breaches, "alpha": use_case.monitoring.fairness.alpha,
                        "not_judged": out.not_judged, "approval_ratios": out.approval_ratios,
                        "tpr_gaps": out.tpr_gaps})
     html = out_dir / "report.html"

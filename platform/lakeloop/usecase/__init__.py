@@ -20,6 +20,7 @@ from lakeloop.usecase.loading import (
 from lakeloop.usecase.model import UseCase
 from lakeloop.usecase.operations import (
     DriftMonitoring,
+    FairnessMonitoring,
     Monitoring,
     PerformanceMonitoring,
     Rollout,
@@ -40,8 +41,9 @@ from lakeloop.usecase.schema import (
 )
 
 __all__ = [
-    "Column", "DriftMonitoring", "Entity", "EntityFeatures", "Features", "FieldError", "Gates",
-    "Label", "ModelConfig", "Monitoring", "PerformanceMonitoring", "Problem", "Rollout",
+    "Column", "DriftMonitoring", "Entity", "EntityFeatures", "FairnessMonitoring", "Features",
+    "FieldError", "Gates", "Label", "ModelConfig", "Monitoring", "PerformanceMonitoring",
+    "Problem", "Rollout",
     "Scale", "Serving", "Source", "SourceChecks", "UseCase", "UseCaseError", "load_use_case",
     "load_use_cases", "parse_use_case",
 ]

@@ -42,6 +42,16 @@ class PerformanceMonitoring(_Strict):
     estimate: bool = True
 
 
+class FairnessMonitoring(_Strict):
+    """Fairness in production: the gates' tolerances (gates.fairness_ratio_min and
+    gates.tpr_gap_max), a breach declared only when a day's groups show it at level alpha."""
+
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    # A breach requests retraining, through the same rules as drift and performance (one run
+    # per breached day, the cooldown, the reason in the run's tags).
+    retrain: bool = False
+
+
 _RENAMED = {
     "stattest_threshold": "drift.alpha (a false-alarm rate) and drift.min_shift_sd",
     "drift_share_max": "drift.feature_share",
@@ -53,6 +63,7 @@ _RENAMED = {
 class Monitoring(_Strict):
     drift: DriftMonitoring = DriftMonitoring()
     performance: PerformanceMonitoring = PerformanceMonitoring()
+    fairness: FairnessMonitoring = FairnessMonitoring()
     retrain_cooldown_days: int = Field(default=7, ge=0)
 
     @model_validator(mode="before")
