@@ -109,13 +109,13 @@ class Materialized:
         return Path(self.instance.root_directory)
 
 
-@pytest.fixture(scope="session")
-def materialized(tmp_path_factory, spark) -> Materialized:
-    """The whole graph, raw snapshots to drift reports, in ONE materialisation."""
+def materialize_loop(root: Path, selection=None):
+    """The whole graph (or ``selection`` of it, with what it needs upstream), raw snapshots
+    to drift reports, in ONE materialisation over tiny generated days; yields it, then stops
+    its services and removes it."""
     from lakeloop.definitions import build_definitions
     from tests.support.demo_data import DemoSpec, generate
 
-    root = tmp_path_factory.mktemp("lakeloop")
     # Not sensitive: the whole graph runs in one materialisation (a sensitive use case
     # waits for a person's approval between challenger and champion; tested on its own).
     use_cases = write_use_case(root / "use_cases", free_port_pair(),
@@ -130,10 +130,16 @@ def materialized(tmp_path_factory, spark) -> Materialized:
     days = [(spec.start + dt.timedelta(d)).isoformat() for d in range(spec.days)]
     result = dg.materialize(
         [*defs.assets, *defs.asset_checks], resources=defs.resources, instance=instance,
-        run_config=QUIET, raise_on_error=False,
+        run_config=QUIET, raise_on_error=False, selection=selection,
         tags={"dagster/asset_partition_range_start": days[0],
               "dagster/asset_partition_range_end": days[-1]})
     yield Materialized(root, settings, defs, instance, result, days, spec.drift_date.isoformat())
     defs.resources["serving"].stop_all()
     defs.resources["feast"].stop_feature_server()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def materialized(tmp_path_factory, spark) -> Materialized:
+    """The whole graph, raw snapshots to drift reports, in ONE materialisation."""
+    yield from materialize_loop(tmp_path_factory.mktemp("lakeloop"))

@@ -54,10 +54,8 @@ def _run(url, sample, event_key, run, seconds, rate=None):
         interval = CLIENTS / rate if rate else 0.0
         start, n = time.monotonic(), 0
         while time.monotonic() < stop_at:
-            if interval:
-                due = start + n * interval
-                if due > time.monotonic():
-                    time.sleep(due - time.monotonic())
+            if interval:  # paced: wait for this request's slot (none when running late)
+                time.sleep(max(0.0, start + n * interval - time.monotonic()))
             key = f"{run}-{c}-{n}"
             status = _send(http, url, sample, event_key, key)
             with lock:

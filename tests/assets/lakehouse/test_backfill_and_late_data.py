@@ -27,14 +27,15 @@ def _comparable(lake, table):
 def test_backfill_equals_day_by_day_runs(tmp_path, spark):
     backfill = make_lake(tmp_path / "a", spark)
     daily = make_lake(tmp_path / "b", spark)
-    for lake in (backfill, daily):  # the same dirty row on day 2 in both
-        frame = lake.frame(DAYS[2])
+    days = DAYS[:3]  # three days: a dirty one between two clean ones
+    for lake in (backfill, daily):  # the same dirty row on the middle day in both
+        frame = lake.frame(days[1])
         frame.loc[0, "income"] = "n/a"
-        lake.land(DAYS[2], frame)
-    result = backfill.ingest(DAYS[0], DAYS[-1], sources=BOTH,
+        lake.land(days[1], frame)
+    result = backfill.ingest(days[0], days[-1], sources=BOTH,
                              extra=("gold_applicant_features",))
     assert result.success, failure_text(result)
-    for day in DAYS:
+    for day in days:
         result = daily.ingest(day, sources=BOTH, extra=("gold_applicant_features",))
         assert result.success, failure_text(result)
     for table in TABLES:
