@@ -162,3 +162,24 @@ def test_the_endpoint_validates_categories(loop):
     assert direct.status_code == 400
     assert "workclass: 'Astronaut' is not one of the categories" in \
         direct.json()["status"]["info"]
+
+
+def test_reasons_and_the_trace_work_on_census_data(loop):
+    """A use case without reason texts gets its feature names as reasons (a categorical
+    feature's columns summed into one), and a census prediction traces back to its data."""
+    from lakeloop.trace import trace_request
+
+    uc = loop.uc
+    deployment = loop.mats("seldon_deployment")[-1].metadata
+    url, sample = deployment["endpoint"].value, deployment["sample_request"].value
+    answer = requests.post(url, json={"jsonData": sample, "meta": {"tags": {"explain": 2}}},
+                           timeout=10)
+    assert answer.status_code == 200, answer.text
+    [reason] = answer.json()["meta"]["tags"]["reasons"]
+    assert set(reason["contributions"]) == set(uc.feature_names)
+    assert [t["text"] for t in reason["top"]] == [t["feature"] for t in reason["top"]]
+    chain = trace_request(loop.defs.resources, [uc], answer.json()["meta"]["puid"])
+    assert chain["prediction"]["reasons"] == reason["top"]
+    assert chain["whole"], [c for c in chain["checks"] if not c["ok"]]
+    assert chain["snapshots"] and all(s["matches"] for s in chain["snapshots"])
+    assert {s["table"] for s in chain["sources"]} == {uc.gold_table, uc.labeled_table}
