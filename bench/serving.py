@@ -145,8 +145,9 @@ def run() -> list[Result]:
 
         explain_body = {**model_body, "meta": {"tags": {"explain": 3}}}
         explained = _latencies(poster(model_url, explain_body)())
-        contribs = _latencies(lambda: booster.predict(xgb.DMatrix(x), pred_contribs=True),
-                              3000)
+        names = booster.feature_names  # the row's columns are the booster's, named
+        contribs = _latencies(lambda: booster.predict(xgb.DMatrix(x, feature_names=names),
+                                                      pred_contribs=True), 3000)
         reasons_added = explained[0] - model_alone[0]
         wrapper = model_alone[0] - in_process[0]
         EXTRA.update({"model_version": version, "workers": WORKERS,
