@@ -127,6 +127,7 @@ class Verdict:
     promotable: bool
     approvers: tuple[str, ...]
     reason: str
+    rejected: bool = False  # a person rejected it: final, no approval can follow
 
 
 def judge(policy, decisions: Sequence[Decision], trained_by: str, name: str,
@@ -141,7 +142,8 @@ def judge(policy, decisions: Sequence[Decision], trained_by: str, name: str,
                 f"another {KEY_ENV}); promotion refused. Record the decision again with "
                 "`lakeloop approve`")
         if d.decision == REJECTED:
-            return Verdict(False, (), f"v{version} was rejected by {d.by} at {d.at}: {d.reason}")
+            return Verdict(False, (), f"v{version} was rejected by {d.by} at {d.at}: {d.reason}",
+                           rejected=True)
     approvers = tuple(dict.fromkeys(d.by for d in decisions if d.decision == APPROVED))
     listed = set(policy.approvers)
     outsiders = [a for a in approvers if listed and a not in listed]
@@ -205,10 +207,13 @@ def record(client, use_case, version: str | int, decision: str, by: str, reason:
     return Approval(status, who, at, reason.strip())
 
 
-def check(client, use_case, version: str | int, *, key: bytes | None = None) -> Verdict:
-    """Promotion's verification of the signed decisions on ``version``."""
+def check(client, use_case, version: str | int, *, key: bytes | None = None,
+          tags: dict[str, str] | None = None) -> Verdict:
+    """Promotion's verification of the signed decisions on ``version`` (its ``tags`` when
+    the caller already read them)."""
     version = str(version)
-    tags = client.get_model_version(use_case.name, version).tags
+    if tags is None:
+        tags = client.get_model_version(use_case.name, version).tags
     return judge(use_case.approvals, records(tags), tags.get(TRAINED_BY, ""),
                  use_case.name, version, key if key is not None else signing_key())
 

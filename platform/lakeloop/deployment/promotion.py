@@ -93,9 +93,12 @@ def check_promotable(mlflow: MlflowResource, use_case: UseCase, version: str) ->
                              f"({mv.tags.get('gates', 'unknown')})")
     if use_case.sensitive:
         try:
-            verdict = approvals.check(client, use_case, version)
+            verdict = approvals.check(client, use_case, version, tags=mv.tags)
         except approvals.ApprovalError as exc:
             raise PromotionError(str(exc)) from None
+        if verdict.rejected:
+            raise PromotionError(f"{use_case.name} challenger {verdict.reason}; a rejection "
+                                 "is final: train a new candidate")
         if not verdict.promotable:
             raise PromotionError(
                 f"{use_case.name} is sensitive and challenger v{version} awaits a person's "
