@@ -15,7 +15,7 @@ from lakeloop.usecase import UseCase
 
 
 def approval_job_name(use_case: UseCase) -> str:
-    return f"{use_case.name}_approval"
+    return approvals.job_name(use_case)
 
 
 def rollback_job_name(use_case: UseCase) -> str:
@@ -32,10 +32,11 @@ class ApprovalConfig(dg.Config):
 def approval_job(use_case: UseCase) -> dg.JobDefinition:
     """Approve or reject a challenger from the Dagster UI (Launchpad)."""
     @dg.op(name=f"{use_case.name}__record_approval")
-    def record(context: dg.OpExecutionContext, config: ApprovalConfig, mlflow: MlflowResource):
+    def record(context: dg.OpExecutionContext, config: ApprovalConfig, mlflow: MlflowResource,
+               lakehouse: LakehouseResource):
         try:
-            event = decide(mlflow, use_case, config.version, config.decision, config.by,
-                           config.reason)
+            event = decide(mlflow, lakehouse, use_case, config.version, config.decision,
+                           config.by, config.reason)
         except approvals.ApprovalError as exc:
             raise dg.Failure(str(exc)) from None
         context.log_event(event)

@@ -5,7 +5,9 @@ import json
 
 import dagster as dg
 
-from lakeloop import keys
+from lakeloop import governance, keys
+from lakeloop.governance import notices
+from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.usecase import UseCase
 
 TRIGGER_TAG = "lakeloop/trigger"
@@ -87,6 +89,16 @@ def retrain_coverage(instance: dg.DagsterInstance, use_case: UseCase) -> dict:
     return out
 
 
+def record_requests(lakehouse: LakehouseResource, use_case: UseCase,
+                    requests: list[dg.RunRequest], log=None) -> None:
+    """Each retraining request, with its reason, in the audit trail (and alerted when routed);
+    a repeated tick rebuilds the same run key, which is recorded once."""
+    for request in requests:
+        governance.record(lakehouse, use_case, notices.retraining(
+            use_case.name, str(request.run_key), request.tags[TRIGGER_TAG],
+            request.tags[REASON_TAG]), log=log)
+
+
 def recover_cursor(instance: dg.DagsterInstance, use_case: UseCase) -> dict:
     """Without a cursor (a new sensor, a reset), the last retraining runs say what is
     already covered, so old reports do not launch a second retraining."""
@@ -105,7 +117,7 @@ def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
         f"{use_case.monitoring.retrain_cooldown_days} days).",
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def drift_sensor(context: dg.SensorEvaluationContext):
+    def drift_sensor(context: dg.SensorEvaluationContext, lakehouse: LakehouseResource):
         cursor = (json.loads(context.cursor) if context.cursor
                   else recover_cursor(context.instance, use_case))
         result = context.instance.fetch_materializations(
@@ -117,6 +129,7 @@ def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
             return dg.SensorResult(skip_reason=dg.SkipReason(
                 f"{len(result.records)} new drift reports; none drifted outside what was "
                 "already retrained"), cursor=json.dumps(cursor))
+        record_requests(lakehouse, use_case, requests, context.log)
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
     return drift_sensor

@@ -7,6 +7,7 @@ run's tags."""
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.usecase import UseCase
 from sensors.performance import evaluate_reports, report_tick
 
@@ -44,12 +45,12 @@ def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
         default_status=(dg.DefaultSensorStatus.RUNNING if policy.retrain
                         else dg.DefaultSensorStatus.STOPPED),
     )
-    def fairness_sensor(context: dg.SensorEvaluationContext):
+    def fairness_sensor(context: dg.SensorEvaluationContext, lakehouse: LakehouseResource):
         if not policy.retrain:
             return dg.SkipReason(f"{use_case.name} does not retrain on fairness breaches "
                                  "(monitoring.fairness.retrain is false); the reports still "
                                  "show them")
-        return report_tick(context, report_key, use_case, evaluate,
+        return report_tick(context, lakehouse, report_key, use_case, evaluate,
                            "fairness reports; no breach")
 
     return fairness_sensor

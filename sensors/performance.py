@@ -9,6 +9,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.usecase import UseCase
 from sensors.drift import (
     BATCH,
@@ -18,6 +19,7 @@ from sensors.drift import (
     TRIGGER_TAG,
     USE_CASE_TAG,
     already_acted_on,
+    record_requests,
     retrain_coverage,
 )
 
@@ -98,23 +100,26 @@ def build(use_case: UseCase, retrain_job) -> dg.SensorDefinition:
         f"{use_case.monitoring.retrain_cooldown_days} days).",
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def performance_sensor(context: dg.SensorEvaluationContext):
-        return report_tick(context, report_key, use_case, evaluate,
+    def performance_sensor(context: dg.SensorEvaluationContext, lakehouse: LakehouseResource):
+        return report_tick(context, lakehouse, report_key, use_case, evaluate,
                            "performance reports; none below the floor")
 
     return performance_sensor
 
 
-def report_tick(context: dg.SensorEvaluationContext, report_key: dg.AssetKey,
-                use_case: UseCase, evaluate_fn, nothing: str) -> dg.SensorResult:
+def report_tick(context: dg.SensorEvaluationContext, lakehouse: LakehouseResource,
+                report_key: dg.AssetKey, use_case: UseCase, evaluate_fn,
+                nothing: str) -> dg.SensorResult:
     """One tick of a report-driven sensor: the reports materialised since the cursor, judged
-    by ``evaluate_fn`` against what retraining runs already cover."""
+    by ``evaluate_fn`` against what retraining runs already cover; each request recorded in
+    the audit trail."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     result = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=report_key, after_storage_id=cursor.get("storage_id")),
         limit=BATCH, ascending=True)
     requests, cursor = evaluate_fn(result.records, cursor, use_case,
                                    retrain_coverage(context.instance, use_case))
+    record_requests(lakehouse, use_case, requests, context.log)
     return dg.SensorResult(
         run_requests=requests, cursor=json.dumps(cursor),
         skip_reason=None if requests else

@@ -3,6 +3,7 @@ of the full graph on tiny generated data that the end-to-end tests read from."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -17,6 +18,7 @@ import pytest
 
 from lakeloop.settings import BUILTIN_USE_CASES, Settings
 from tests.support import ports
+from tests.support.receivers import SmtpReceiver, WebhookReceiver
 
 os.environ.setdefault("TZ", "UTC")
 time.tzset()
@@ -77,6 +79,15 @@ def settings_for(root: Path, use_case_dir: Path) -> Settings:
                                use_case_dirs=(use_case_dir,), feature_server_port=port)
 
 
+@pytest.fixture
+def alerting(tmp_path):
+    """A real SMTP server and a webhook receiver on 127.0.0.1, and the built-in use case
+    routing every event to both (their URLs in ``environ``)."""
+    from tests.support.receivers import alerting_in
+
+    yield from alerting_in(tmp_path / "alerting")
+
+
 @pytest.fixture(scope="session")
 def spark_resource():
     from lakeloop.spark import SparkResource
@@ -98,6 +109,10 @@ class Materialized:
     result: dg.ExecuteInProcessResult
     days: list[str]
     drift_date: str
+    # Where the use case's alerts went: its ml_oncall destination (a webhook) and its
+    # model_risk one (an SMTP server), both on 127.0.0.1.
+    webhook: WebhookReceiver | None = None
+    smtp: SmtpReceiver | None = None
 
     @property
     def resources(self):
@@ -124,6 +139,14 @@ def materialize_loop(root: Path, selection=None):
     spec = DemoSpec(days=TINY_DAYS, rows_per_day=TINY_ROWS, drift_day=TINY_DRIFT_DAY, seed=11)
     generate(root / "landing", spec)
     defs = build_definitions(settings)
+    receivers = contextlib.ExitStack()
+    webhook = receivers.enter_context(WebhookReceiver())
+    smtp = receivers.enter_context(SmtpReceiver())
+    # The shipped use case's destinations, as a deployment sets them: its alerts arrive here.
+    alert_env = {"LAKELOOP_ALERTS_ML_ONCALL": webhook.url,
+                 "LAKELOOP_ALERTS_MODEL_RISK": smtp.url}
+    saved = {name: os.environ.get(name) for name in alert_env}
+    os.environ.update(alert_env)
     settings.dagster_home.mkdir()  # on disk, so that a webserver and a daemon can read it
     instance = dg.DagsterInstance.local_temp(str(settings.dagster_home),
                                              overrides={"telemetry": {"enabled": False}})
@@ -133,9 +156,16 @@ def materialize_loop(root: Path, selection=None):
         run_config=QUIET, raise_on_error=False, selection=selection,
         tags={"dagster/asset_partition_range_start": days[0],
               "dagster/asset_partition_range_end": days[-1]})
-    yield Materialized(root, settings, defs, instance, result, days, spec.drift_date.isoformat())
+    yield Materialized(root, settings, defs, instance, result, days, spec.drift_date.isoformat(),
+                       webhook, smtp)
     defs.resources["serving"].stop_all()
     defs.resources["feast"].stop_feature_server()
+    receivers.close()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -6,11 +6,12 @@ import dagster as dg
 from assets.training.model import candidate_version
 from lakeloop import keys
 from lakeloop.catalog import code_reference
+from lakeloop.deployment import approvals, promotion
 from lakeloop.deployment import champion as champion_lib
-from lakeloop.deployment import promotion
 from lakeloop.deployment.runtime import Runtime
 from lakeloop.deployment.serving import ServingResource
 from lakeloop.features.store import FeastResource
+from lakeloop.governance import notices, record
 from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.tracking import MlflowResource
 from lakeloop.usecase import UseCase
@@ -67,8 +68,8 @@ def build(use_case: UseCase) -> list:
         deps=[model_key],
         **keys.common(use_case, keys.DEPLOYMENT, "mlflow"),
     )
-    def challenger(context: dg.AssetExecutionContext,
-                   mlflow: MlflowResource) -> dg.MaterializeResult:
+    def challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+                   lakehouse: LakehouseResource) -> dg.MaterializeResult:
         version = candidate_version(context, model_key)
         try:
             move = promotion.to_challenger(mlflow, use_case, version)
@@ -76,8 +77,12 @@ def build(use_case: UseCase) -> list:
             raise dg.Failure(str(exc)) from None
         card = promotion.log_card(mlflow, use_case, version)
         if use_case.sensitive:
-            context.log.info(f"v{version} is challenger and awaits approval: `lakeloop approve "
-                             f"{use_case.name} {version} --by <you> --reason <why>`")
+            run_id = context.run.run_id
+            record(lakehouse, use_case, notices.approval_waiting(
+                use_case.name, version, use_case.approvals.required, use_case.approvals.approvers,
+                model_url=mlflow.model_version_url(use_case.name, version),
+                launchpad_url=lakehouse.launchpad_url(approvals.job_name(use_case)),
+                run_id=run_id, run_url=lakehouse.run_url(run_id)), log=context.log)
         return dg.MaterializeResult(metadata={
             "model_version": dg.MetadataValue.int(int(version)),
             "previous_challenger": dg.MetadataValue.text(move.previous or "none"),
@@ -103,7 +108,8 @@ def build(use_case: UseCase) -> list:
         try:
             version = champion_lib.challenger_to_promote(rt)
             done = champion_lib.promote(rt, version, out_dir=lakehouse.path(context.asset_key),
-                                        reason=f"Dagster run {context.run.run_id}")
+                                        reason=f"Dagster run {context.run.run_id}",
+                                        run_id=context.run.run_id)
         except promotion.PromotionError as exc:
             raise dg.Failure(str(exc)) from None
         except champion_lib.RolledBack as exc:

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.governance import notices, record
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse import quality
 from lakeloop.lakehouse import silver as silver_lib
@@ -86,6 +87,12 @@ def _silver_asset(use_case: UseCase, source_name: str) -> dg.AssetsDefinition:
             "path": dg.MetadataValue.path(tables.quarantine),
         })
         for outcome in done.outcomes:
+            if not outcome.passed and outcome.severity == "error":
+                run_id = context.run.run_id
+                record(lakehouse, use_case, notices.contract_error(
+                    use_case.name, silver_key.path[-1], f"{start}..{end}", outcome.name,
+                    outcome.description, run_id=run_id, run_url=lakehouse.run_url(run_id)),
+                    log=context.log)
             yield check_result(silver_key, outcome)
 
     return silver

@@ -6,9 +6,10 @@ import datetime as dt
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.governance import record
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse.tables import LakehouseResource
-from lakeloop.monitoring import drift
+from lakeloop.monitoring import alarms, drift
 from lakeloop.monitoring.answers import answer_keys, live_answers
 from lakeloop.monitoring.reference import load_reference
 from lakeloop.partitions import backfill_policy, daily_partitions
@@ -103,5 +104,9 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                 metadata=metadata(verdict, version, reference.training_set_version,
                                   lakehouse))
             context.log.info(verdict.explanation())
+            record(lakehouse, use_case, alarms.drift(
+                use_case, verdict, version, report_url=lakehouse.report_href(verdict.html),
+                run_id=context.run.run_id, run_url=lakehouse.run_url(context.run.run_id)),
+                log=context.log)
 
     return [drift_report_asset]

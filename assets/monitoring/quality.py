@@ -5,10 +5,11 @@ to the labels."""
 import dagster as dg
 
 from lakeloop import keys
+from lakeloop.governance import record
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse.tables import LakehouseResource
+from lakeloop.monitoring import alarms, quality
 from lakeloop.monitoring import performance as perf
-from lakeloop.monitoring import quality
 from lakeloop.monitoring.answers import answer_keys, live_answers
 from lakeloop.monitoring.reference import load_reference
 from lakeloop.partitions import backfill_policy, daily_partitions
@@ -103,6 +104,10 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                                               use_case.monitoring.performance.estimate))
             context.log.info(f"{day.ds}: {done.summary['measured']}; "
                              f"{done.summary['estimated']}")
+            record(lakehouse, use_case, alarms.performance(
+                use_case, done, report_url=lakehouse.report_href(done.html),
+                run_id=context.run.run_id, run_url=lakehouse.run_url(context.run.run_id)),
+                log=context.log)
 
     @dg.asset(key=keys.key(use_case, keys.MONITORING, "fairness_report"),
               description="Approval-rate ratio and true-positive-rate gap per protected "
@@ -137,5 +142,9 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
                 "report": lakehouse.report_link(done.html),
                 "report_path": dg.MetadataValue.path(done.html),
             })
+            record(lakehouse, use_case, alarms.fairness(
+                use_case, day, done, report_url=lakehouse.report_href(done.html),
+                run_id=context.run.run_id, run_url=lakehouse.run_url(context.run.run_id)),
+                log=context.log)
 
     return [performance_report, fairness_report]

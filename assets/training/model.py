@@ -10,6 +10,7 @@ import pydantic
 
 from lakeloop import keys
 from lakeloop.deployment.approvals import trainer
+from lakeloop.governance import notices, record
 from lakeloop.k8s import pod_tags
 from lakeloop.lakehouse.tables import LakehouseResource, commit_metadata, latest_version
 from lakeloop.spark import SparkResource
@@ -114,6 +115,16 @@ def metadata(use_case: UseCase, candidate: Candidate, registered: Registered,
     }
 
 
+def record_gate(context, use_case: UseCase, lakehouse: LakehouseResource,
+                mlflow: MlflowResource, version: str, verdict: Verdict) -> None:
+    """The gate's verdict in the audit trail (and an alert when it failed, if routed)."""
+    run_id = context.run.run_id
+    record(lakehouse, use_case, notices.gate(
+        use_case.name, version, verdict.name, verdict.passed, verdict.description,
+        run_id=run_id, run_url=lakehouse.run_url(run_id),
+        model_url=mlflow.model_version_url(use_case.name, version)), log=context.log)
+
+
 def check_result(verdict: Verdict, **extra) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(check_name=verdict.name, passed=verdict.passed,
                                description=verdict.description,
@@ -165,6 +176,7 @@ def build(use_case: UseCase) -> list:
         for verdict in candidate.verdicts:
             extra = ({"groups": dg.MetadataValue.md(fairness_table(candidate.fairness))}
                      if verdict.name == FAIRNESS_GATE else {})
+            record_gate(context, use_case, lakehouse, mlflow, str(registered.version), verdict)
             yield check_result(verdict, **extra)
 
     @dg.asset_check(asset=model_key, name=REPRODUCIBILITY_GATE, blocking=True,
@@ -173,9 +185,11 @@ def build(use_case: UseCase) -> list:
     def reproducibility_gate(context: dg.AssetCheckExecutionContext, spark: SparkResource,
                              lakehouse: LakehouseResource,
                              mlflow: MlflowResource) -> dg.AssetCheckResult:
-        return check_result(checks.reproducibility(
-            spark.session(), mlflow, use_case, lakehouse.table(training_set_key),
-            candidate_version(context, model_key)))
+        version = candidate_version(context, model_key)
+        verdict = checks.reproducibility(spark.session(), mlflow, use_case,
+                                         lakehouse.table(training_set_key), version)
+        record_gate(context, use_case, lakehouse, mlflow, version, verdict)
+        return check_result(verdict)
 
     @dg.asset_check(asset=model_key, name=ONNX_GATE, blocking=True,
                     description="ONNX export gives the native model's probabilities within "
@@ -184,8 +198,10 @@ def build(use_case: UseCase) -> list:
     def onnx_parity_gate(context: dg.AssetCheckExecutionContext, spark: SparkResource,
                          lakehouse: LakehouseResource,
                          mlflow: MlflowResource) -> dg.AssetCheckResult:
-        return check_result(checks.onnx_parity(
-            spark.session(), mlflow, use_case, lakehouse.table(training_set_key),
-            candidate_version(context, model_key)))
+        version = candidate_version(context, model_key)
+        verdict = checks.onnx_parity(spark.session(), mlflow, use_case,
+                                     lakehouse.table(training_set_key), version)
+        record_gate(context, use_case, lakehouse, mlflow, version, verdict)
+        return check_result(verdict)
 
     return [candidate_model, reproducibility_gate, onnx_parity_gate]

@@ -37,11 +37,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from sensors import labels as label_sensor
     from sensors import landing as landing_sensor
     from sensors import performance as performance_sensor
+    from sensors import run_failures
 
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
     checks: list[dg.AssetChecksDefinition] = []
     jobs, schedules, sensors = [], [], []
-    for use_case in load_use_cases(settings.use_case_dirs):
+    use_cases = load_use_cases(settings.use_case_dirs)
+    for use_case in use_cases:
         for item in use_case_assets(use_case):
             (checks if isinstance(item, dg.AssetChecksDefinition) else assets).append(item)
         uc_jobs, uc_schedules = use_case_jobs.build(use_case)
@@ -58,6 +60,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                                  settings),
             approval_sensor.build(use_case, by_name[use_case_jobs.promote_job_name(use_case)]),
         ]
+    sensors.append(run_failures.build(use_cases))
     return dg.Definitions(
         assets=with_code_references(assets),
         asset_checks=checks,

@@ -11,6 +11,8 @@ from lakeloop.usecase import UseCase
 RAW, LAKEHOUSE, FEATURES, TRAINING, DEPLOYMENT, MONITORING = (
     "raw", "lakehouse", "features", "training", "deployment", "monitoring",
 )
+# Not an asset layer: where a use case's audit trail lives, beside its assets' folders.
+GOVERNANCE = "governance"
 
 
 def key(use_case: UseCase, layer: str, noun: str) -> dg.AssetKey:

@@ -64,7 +64,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         return {
             "spark": _spark(settings),
             "lakehouse": LakehouseResource(data_root=str(root), table_root=settings.table_root,
-                                   reports_url=settings.reports_url),
+                                   reports_url=settings.reports_url,
+                                   ui_url=settings.dagster_url),
             "feast": FeastResource(
                 registry_path=str(root / "feast" / "registry.db"),
                 online_store=settings.online_store,
@@ -83,7 +84,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "spark": _spark(settings),
         "lakehouse": LakehouseResource(data_root=str(root), table_root=settings.table_root,
-                                   reports_url=settings.reports_url),
+                                   reports_url=settings.reports_url,
+                                   ui_url=settings.dagster_url),
         "feast": FeastResource(
             registry_path=dg.EnvVar("LAKELOOP_FEAST_REGISTRY"),
             online_store="redis",

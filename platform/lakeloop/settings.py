@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     feature_server_url: str = ""
     image: str = "lakeloop/user-code:0.1.0"
     reports_url: str = "http://127.0.0.1:8765"
+    # The Dagster UI people open: alerts link to the run that raised them.
+    dagster_url: str = "http://127.0.0.1:3000"
 
     @classmethod
     def settings_customise_sources(

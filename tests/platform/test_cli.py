@@ -46,7 +46,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 # --- help -----------------------------------------------------------------------------------
-COMMANDS = {"status", "validate", "serve", "reports", "approve", "reject", "rollback", "trace"}
+COMMANDS = {"status", "validate", "serve", "reports", "approve", "reject", "rollback", "trace",
+            "audit"}
 
 
 def test_every_command_has_a_description_an_example_and_help_for_every_option(capsys):

@@ -5,7 +5,8 @@ import json
 import dagster as dg
 import pytest
 
-from lakeloop import keys
+from lakeloop import governance, keys
+from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.usecase import load_use_cases
 from sensors.drift import COVERED_TAG, REASON_TAG, evaluate, sensor_name
 
@@ -39,16 +40,28 @@ def test_an_undrifted_day_requests_nothing(materialized):
     assert cursor["storage_id"] == max(r.storage_id for r in stable)
 
 
-def test_sensor_tick_requests_once_then_nothing_for_the_same_reports(materialized):
+def test_sensor_tick_requests_once_then_nothing_for_the_same_reports(materialized, tmp_path):
     uc, records = _records(materialized)
     sensor = materialized.defs.resolve_sensor_def(sensor_name(uc))
+    # The request's audit row goes to a trail of this test's own (the shared graph's stays
+    # as the graph left it).
+    lakehouse = LakehouseResource(data_root=str(tmp_path))
+    resources = {**materialized.defs.resources, "lakehouse": lakehouse}
     first = sensor(dg.build_sensor_context(instance=materialized.instance,
-                                           definitions=materialized.defs))
+                                           definitions=materialized.defs, resources=resources))
     assert len(first.run_requests) == 1
     request = first.run_requests[0]
     assert request.tags[COVERED_TAG] >= materialized.drift_date
+    # a tick that repeats (no cursor kept: a daemon restart) records the request once
+    again = sensor(dg.build_sensor_context(instance=materialized.instance,
+                                           definitions=materialized.defs, resources=resources))
+    assert again.run_requests[0].run_key == request.run_key
+    [entry] = governance.trail(lakehouse, uc).read()
+    assert entry.kind == "retraining_requested" and entry.actor == "drift sensor"
+    assert entry.event_key.endswith(request.run_key)
+    assert request.tags[REASON_TAG] in entry.summary
     second = sensor(dg.build_sensor_context(instance=materialized.instance,
                                             definitions=materialized.defs,
-                                            cursor=first.cursor))
+                                            resources=resources, cursor=first.cursor))
     assert not second.run_requests
     assert json.loads(second.cursor)["storage_id"] == records[-1].storage_id

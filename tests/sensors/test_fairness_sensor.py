@@ -9,6 +9,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from lakeloop import governance, keys
+from lakeloop.lakehouse.tables import LakehouseResource
+from lakeloop.monitoring import alarms
 from lakeloop.monitoring.quality import Day, fairness_day
 from lakeloop.monitoring.reference import Reference
 from lakeloop.settings import BUILTIN_USE_CASES
@@ -70,7 +73,9 @@ def test_a_use_case_that_does_not_retrain_on_fairness_only_reports_it(tmp_path):
     sensor = fairness.build(UC, job)
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
     with dg.instance_for_test() as instance:
-        result = sensor(dg.build_sensor_context(instance=instance))
+        result = sensor(dg.build_sensor_context(
+            instance=instance,
+            resources={"lakehouse": LakehouseResource(data_root=str(tmp_path))}))
     assert isinstance(result, dg.SkipReason) and "monitoring.fairness.retrain" in \
         result.skip_message
 
@@ -81,3 +86,49 @@ def test_the_report_records_the_breach_in_its_summary(tmp_path):
     record = Record(1, _day("2026-10-02", {"female": 0.58, "male": 0.30}), tmp_path)
     summary = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert summary["breaches"] == record.done.breaches and summary["alpha"] == 0.01
+
+
+def test_a_breach_injected_into_production_answers_alerts_and_requests_retraining(
+        alerting, monkeypatch, tmp_path):
+    """The report's alarm and the sensor's request, each once, to a real SMTP server and a
+    webhook; the fairness report's materialisation is the one the asset writes, injected
+    into a real Dagster instance."""
+    use_case = RETRAINS.model_copy(update={"alerts": alerting.use_case.alerts})
+    for name, url in alerting.environ.items():
+        monkeypatch.setenv(name, url)
+    day = _day("2026-10-02", {"female": 0.58, "male": 0.30})  # a biased model's answers
+    done = fairness_day(day, use_case, tmp_path / "report")
+    report_url = f"http://127.0.0.1:8765/credit_risk/monitoring/fairness_report/{day.ds}"
+    # what the fairness_report asset records for the day
+    governance.record(alerting.lakehouse, use_case, alarms.fairness(
+        use_case, day, done, report_url=report_url, run_id="r-1",
+        run_url="http://127.0.0.1:3000/runs/r-1"))
+    assert alarms.fairness(use_case, _day("2026-10-01", {"female": 0.3, "male": 0.31}),
+                           fairness_day(_day("2026-10-01", {"female": 0.3, "male": 0.31}),
+                                        use_case, tmp_path / "fair")) is None
+
+    job = dg.define_asset_job("retrain", selection="credit_risk/training/candidate_model")
+    sensor = fairness.build(use_case, job)
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=keys.key(use_case, keys.MONITORING, "fairness_report"),
+            partition=day.ds, metadata={"breached": True,
+                                        "breaches": "; ".join(done.breaches)}))
+        resources = {"lakehouse": alerting.lakehouse}
+        tick = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        [request] = tick.run_requests
+        # a tick that repeats (its cursor lost) requests the same run, recorded once
+        again = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert [r.run_key for r in again.run_requests] == [request.run_key]
+    assert request.tags["lakeloop/trigger"] == "fairness"
+
+    kinds = sorted(e.kind for e in governance.trail(alerting.lakehouse, use_case).read())
+    assert kinds == ["fairness_breach", "retraining_requested"]
+    mails, hooks = alerting.smtp.texts(), alerting.webhook.bodies
+    assert len(mails) == len(hooks) == 2
+    breach = next(m for m in mails if "fairness breach" in m)
+    assert "approval-rate ratio female/male" in breach and report_url in breach
+    assert "http://127.0.0.1:3000/runs/r-1" in breach
+    assert "requested by the fairness sensor" in breach
+    asked = next(h for h in hooks if "retraining requested" in h["title"])
+    assert request.run_key in asked["message"]

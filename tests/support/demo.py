@@ -166,6 +166,7 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
                         "a retrained candidate is gated, approved and rolled out as a canary"):
             sensor = defs.resolve_sensor_def(sensor_name(use_case))
             context = dg.build_sensor_context(instance=instance, definitions=defs,
+                                              resources=defs.resources,
                                               cursor=json.dumps({"storage_id": before}))
             tick = sensor(context)
             requests = list(tick.run_requests or [])
@@ -208,7 +209,8 @@ def run(days: int, rows_per_day: int, drift_day: int, history_days: int, seed: i
             if not requests:
                 print(f"  no retraining: {tick.skip_message}")
             perf = defs.resolve_sensor_def(performance_sensor_name(use_case))
-            perf_tick = perf(dg.build_sensor_context(instance=instance, definitions=defs))
+            perf_tick = perf(dg.build_sensor_context(instance=instance, definitions=defs,
+                                                    resources=defs.resources))
             perf_requests = list(perf_tick.run_requests or [])
             summary["performance_sensor"] = {
                 "requested": [r.tags.get("lakeloop/reason") for r in perf_requests],

@@ -255,7 +255,8 @@ def _decide(approve: bool, use_case: str, version: int, by: str, reason: str) ->
     settings, resources, use_cases = _context()
     case = _use_case(use_cases, use_case)
     try:
-        event = decide(resources["mlflow"], case, version, decision, by, reason)
+        event = decide(resources["mlflow"], resources["lakehouse"], case, version, decision, by,
+                       reason)
     except approvals.ApprovalError as exc:
         raise CliError(str(exc)) from None
     except MlflowException as exc:

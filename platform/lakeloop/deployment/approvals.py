@@ -31,6 +31,11 @@ USER_ENV = "LAKELOOP_USER"
 MIN_KEY_BYTES = 16
 
 
+def job_name(use_case) -> str:
+    """The job that records a decision from the Dagster UI (jobs/approvals.py)."""
+    return f"{use_case.name}_approval"
+
+
 class ApprovalError(ValueError):
     pass
 

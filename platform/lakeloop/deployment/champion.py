@@ -18,6 +18,7 @@ from lakeloop.deployment.runtime import (
     render,
     serve_champion,
 )
+from lakeloop.governance import notices, record
 from lakeloop.tracking import CHALLENGER, CHAMPION
 
 STRATEGIES = ("canary", "shadow", "ab")
@@ -113,13 +114,25 @@ def _roll_out(rt: Runtime, previous: str, version: str) -> rollout.Report:
         raise
 
 
-def promote(rt: Runtime, version: str, *, out_dir: Path, reason: str) -> Promotion:
+def _record_promotion(rt: Runtime, done: Promotion, run_id: str) -> Promotion:
+    name = rt.use_case.name
+    record(rt.lakehouse, rt.use_case, notices.promoted(
+        name, done.version, done.previous, done.decision,
+        model_url=rt.mlflow.model_version_url(name, done.version), endpoint=done.endpoint,
+        run_id=run_id, run_url=rt.lakehouse.run_url(run_id) if run_id else ""))
+    return done
+
+
+def promote(rt: Runtime, version: str, *, out_dir: Path, reason: str,
+            run_id: str = "") -> Promotion:
     """Make ``version`` champion: at once for a batch-scored use case or a first model; after
-    a passing rollout otherwise (raises RolledBack, the champion restored, when it fails)."""
+    a passing rollout otherwise (raises RolledBack, the champion restored, when it fails).
+    Either outcome lands in the audit trail (``run_id``: the Dagster run deciding it)."""
     use_case, mlflow = rt.use_case, rt.mlflow
     if not use_case.serving.online:  # scored in batches: no endpoint to roll out on
         move, card, decision = _make_champion(rt, version, reason)
-        return Promotion(version, move.previous, card, "batch", approval=decision)
+        return _record_promotion(rt, Promotion(version, move.previous, card, "batch",
+                                               approval=decision), run_id)
     current = mlflow.version_by_alias(use_case.name, CHAMPION)
     previous = None if current is None else str(current.version)
     report, manifests = None, {}
@@ -133,6 +146,12 @@ def promote(rt: Runtime, version: str, *, out_dir: Path, reason: str) -> Promoti
                 apply_on_cluster(rt, "champion", previous)
             else:
                 serve_champion(rt, previous)
+            record(rt.lakehouse, use_case, notices.rolled_back(
+                use_case.name, version, previous, report.reasons,
+                {c.name: f"{c.value:.4g} (limit {c.limit:.4g}, "
+                         f"{'passed' if c.passed else 'failed'})" for c in report.checks},
+                model_url=mlflow.model_version_url(use_case.name, version), run_id=run_id,
+                run_url=rt.lakehouse.run_url(run_id) if run_id else ""))
             raise RolledBack(f"{use_case.name} v{version} was rolled back; champion "
                              f"v{previous} keeps the traffic: " + "; ".join(report.reasons),
                              report, version, previous)
@@ -141,8 +160,9 @@ def promote(rt: Runtime, version: str, *, out_dir: Path, reason: str) -> Promoti
         endpoint = rt.serving.deployment_url(apply_on_cluster(rt, "champion", version))
     else:
         endpoint = serve_champion(rt, version)[0].predictions_url
-    return Promotion(version, move.previous, card, "kubernetes" if cluster else "local",
-                     endpoint, report, manifests, decision)
+    return _record_promotion(rt, Promotion(version, move.previous, card,
+                                           "kubernetes" if cluster else "local", endpoint,
+                                           report, manifests, decision), run_id)
 
 
 def rollback(rt: Runtime, *, by: str, reason: str):
@@ -151,19 +171,27 @@ def rollback(rt: Runtime, *, by: str, reason: str):
     from lakeloop.deployment.runtime import endpoint_name, ensure_champion
 
     move = promotion.rollback(rt.mlflow, rt.use_case, by=by, reason=reason)
+    name = rt.use_case.name
+    record(rt.lakehouse, rt.use_case, notices.rollback(
+        name, move.version, move.previous or "", by, reason, move.at,
+        model_url=rt.mlflow.model_version_url(name, move.version)))
     endpoint = None
     if rt.serving.endpoint(endpoint_name(rt.use_case)) is not None:
         endpoint, _ = ensure_champion(rt)
     return move, endpoint
 
 
-def decide(mlflow, use_case, version: int, decision: str, by: str, reason: str):
-    """Record a person's decision on the model version (MLflow tags, model card) and return
-    the approval asset's materialisation that carries it into Dagster (and the sensor)."""
+def decide(mlflow, lakehouse, use_case, version: int, decision: str, by: str, reason: str):
+    """Record a person's decision on the model version (MLflow tags, model card, the audit
+    trail) and return the approval asset's materialisation that carries it into Dagster
+    (and the sensor)."""
     import dagster as dg
 
     done = approvals.record(mlflow.client(), use_case, str(version), decision, by, reason)
     promotion.log_card(mlflow, use_case, str(version))
+    record(lakehouse, use_case, notices.decision(
+        use_case.name, str(version), decision, done.by, done.at, done.reason, done.status,
+        model_url=mlflow.model_version_url(use_case.name, version)))
     return dg.AssetMaterialization(
         asset_key=keys.key(use_case, keys.DEPLOYMENT, "approval"),
         description=f"v{version} {decision} by {done.by}: {done.reason} (now {done.status})",

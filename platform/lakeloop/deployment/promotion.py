@@ -28,6 +28,7 @@ class Move:
     alias: str
     version: str
     previous: str | None
+    at: str = ""  # when the alias moved (UTC), for the audit trail
 
 
 def card(mlflow: MlflowResource, use_case: UseCase, version: str) -> str:
@@ -146,4 +147,4 @@ def rollback(mlflow: MlflowResource, use_case: UseCase, *, by: str, reason: str)
     client.set_model_version_tag(use_case.name, str(current.version), "rolled_back",
                                  json.dumps({"by": by, "reason": reason,
                                              "at": history[-1]["at"]}))
-    return Move(CHAMPION, previous, str(current.version))
+    return Move(CHAMPION, previous, str(current.version), history[-1]["at"])

@@ -28,6 +28,8 @@ class LakehouseResource(dg.ConfigurableResource):
     table_root: str = ""
     # Where ``lakeloop reports`` serves the monitoring reports (one click from the UI).
     reports_url: str = "http://127.0.0.1:8765"
+    # The Dagster UI: alerts and the audit trail link to runs there.
+    ui_url: str = "http://127.0.0.1:3000"
 
     def root(self) -> Path:
         return Path(self.data_root)
@@ -49,6 +51,19 @@ class LakehouseResource(dg.ConfigurableResource):
 
         url = report_url(self.reports_url, self.data_root, path)
         return dg.MetadataValue.url(url) if url else dg.MetadataValue.path(str(path))
+
+    def report_href(self, path: Path | str) -> str:
+        """A report's address for a message: its http link, else its path."""
+        from lakeloop.monitoring.server import report_url
+
+        return report_url(self.reports_url, self.data_root, path) or str(path)
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/runs/{run_id}"
+
+    def launchpad_url(self, job: str, location: str = "lakeloop") -> str:
+        """The Dagster UI's Launchpad of ``job`` (in the code location ``location``)."""
+        return f"{self.ui_url.rstrip('/')}/locations/{location}/jobs/{job}/playground"
 
     def uri(self, key: dg.AssetKey | Sequence[str]) -> str:
         return self.table(key)

@@ -82,6 +82,11 @@ def render(*, use_case, version: str, tags: dict[str, str], metrics: dict[str, f
                      f"{approval.reason}")
     if use_case.sensitive:
         lines += _decisions(use_case, tags)
+    lines += ["", "## Audit trail",
+              f"Every gate verdict, decision, promotion, rollout and retraining request of "
+              f"{use_case.name}, with who, when and why: `lakeloop audit {use_case.name}` "
+              f"(`--json` for machines); the append-only Delta table "
+              f"`<data root>/{use_case.name}/governance/audit`."]
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,7 @@ from lakeloop.usecase.loading import (
 )
 from lakeloop.usecase.model import UseCase
 from lakeloop.usecase.operations import (
+    Alerts,
     DriftMonitoring,
     FairnessMonitoring,
     Monitoring,
@@ -41,7 +42,8 @@ from lakeloop.usecase.schema import (
 )
 
 __all__ = [
-    "Column", "DriftMonitoring", "Entity", "EntityFeatures", "FairnessMonitoring", "Features",
+    "Alerts", "Column", "DriftMonitoring", "Entity", "EntityFeatures", "FairnessMonitoring",
+    "Features",
     "FieldError", "Gates", "Label", "ModelConfig", "Monitoring", "PerformanceMonitoring",
     "Problem", "Rollout",
     "Scale", "Serving", "Source", "SourceChecks", "UseCase", "UseCaseError", "load_use_case",

@@ -7,7 +7,14 @@ import re
 
 from pydantic import field_validator, model_validator
 
-from lakeloop.usecase.operations import Approvals, Monitoring, Rollout, Scale, Serving
+from lakeloop.usecase.operations import (
+    Alerts,
+    Approvals,
+    Monitoring,
+    Rollout,
+    Scale,
+    Serving,
+)
 from lakeloop.usecase.schema import (
     NAME,
     NUMERIC_TYPES,
@@ -51,6 +58,8 @@ class UseCase(_Strict):
     serving: Serving = Serving()
     rollout: Rollout = Rollout()
     scale: Scale = Scale()
+    # Alerts to people, per event kind (lakeloop.governance); the audit trail keeps all.
+    alerts: Alerts = Alerts()
 
     @field_validator("name")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from lakeloop.governance.events import ALL, KINDS
 from lakeloop.usecase.schema import FieldError, _Strict
 
 
@@ -143,3 +144,62 @@ class Approvals(_Strict):
             raise FieldError(("required",), f"{self.required} approvals are required but "
                              f"only {len(names)} approvers are listed")
         return self
+
+
+class Destination(_Strict):
+    """Where alerts go: the environment variable that holds the destination's URL, in
+    apprise's syntax (``mailtos://user:password@host?to=...``, ``slack://...``,
+    ``msteams://...``, ``json://host/path`` for a webhook). URLs carry credentials, so the
+    use-case file names the variable, never the URL."""
+
+    env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_url_here(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "url" in data:
+            raise FieldError(("url",), "a destination's URL carries its credentials: put it in "
+                             "an environment variable and name that here (env: "
+                             "LAKELOOP_ALERTS_TEAM)")
+        return data
+
+
+class Route(_Strict):
+    """Which events (their kinds, or ``"*"`` for all) go to which destinations."""
+
+    events: tuple[str, ...] = Field(min_length=1)
+    to: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known(self) -> Route:
+        for i, kind in enumerate(self.events):
+            if kind != ALL and kind not in KINDS:
+                raise FieldError(("events", i), f"{kind!r} is not an event kind (kinds: "
+                                 f"{', '.join(KINDS)}, or \"*\" for all)")
+        return self
+
+
+class Alerts(_Strict):
+    """Who is told what: named destinations and the routes that send events to them. Every
+    event lands in the audit trail whether or not a route sends it."""
+
+    destinations: dict[str, Destination] = {}
+    routes: tuple[Route, ...] = ()
+
+    @model_validator(mode="after")
+    def _destinations_exist(self) -> Alerts:
+        for i, route in enumerate(self.routes):
+            for j, name in enumerate(route.to):
+                if name not in self.destinations:
+                    raise FieldError(("routes", i, "to", j), f"{name!r} is not a destination "
+                                     "(declare it under alerts.destinations, with the "
+                                     "environment variable that holds its URL)")
+        return self
+
+    def destinations_for(self, kind: str) -> list[str]:
+        """The destinations ``kind`` goes to, each once, in the order the routes name them."""
+        out: list[str] = []
+        for route in self.routes:
+            if kind in route.events or ALL in route.events:
+                out += [name for name in route.to if name not in out]
+        return out
