@@ -35,7 +35,8 @@ def test_the_graph_records_its_gates_promotion_and_drift_alarm_with_links_that_r
     gates = {e.details["gate"] for e in by_kind["gate_passed"] if e.model_version == "1"}
     assert gates == {PERFORMANCE_GATE, FAIRNESS_GATE, REGRESSION_GATE, REPRODUCIBILITY_GATE,
                      ONNX_GATE}
-    assert "gate_failed" not in by_kind
+    # (other tests train later versions on this graph; version 1 is the graph's own)
+    assert not [e for e in by_kind.get("gate_failed", []) if e.model_version == "1"]
     [promoted] = [e for e in by_kind["promoted"] if e.model_version == "1"]
     assert "first model" in promoted.summary
     drifted = [e for e in by_kind["drift_detected"] if e.event_key.endswith(

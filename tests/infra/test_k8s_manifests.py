@@ -64,6 +64,8 @@ SECRETS = {
     "lakeloop-feast": {"registry-url"},
     "lakeloop-mlflow": {"backend-store-uri"},
     "lakeloop-approvals": {"signing-key"},
+    # the alert destinations' URLs, one key per variable the shipped use case names
+    "lakeloop-alerts": {"LAKELOOP_ALERTS_MODEL_RISK", "LAKELOOP_ALERTS_ML_ONCALL"},
     "dagster-postgresql-secret": {"postgresql-password"},
 }
 # Secret-valued variables and the one (Secret, key) each may come from.
@@ -979,7 +981,7 @@ def test_the_run_worker_job_dagster_k8s_builds_carries_the_contract():
     (container,) = pod["containers"]
     assert container["image"] == USER_CODE_IMAGE
     assert {s.get("configMapRef", s.get("secretRef"))["name"] for s in container["envFrom"]} == {
-        "lakeloop-config", "lakeloop-object-storage"}
+        "lakeloop-config", "lakeloop-object-storage", "lakeloop-alerts"}
     by_name = {var["name"]: var for var in container["env"]}
     for name in ("LAKELOOP_REDIS_PASSWORD", "LAKELOOP_FEAST_REGISTRY"):
         reference = by_name[name]["valueFrom"]["secretKeyRef"]
@@ -996,7 +998,8 @@ def test_the_code_location_serves_the_definitions_from_the_user_code_image():
     # Runs are shaped by the launcher alone (see the comment in the values).
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": False}
     assert {s["name"] for s in deployment["envConfigMaps"]} == {"lakeloop-config"}
-    assert {s["name"] for s in deployment["envSecrets"]} == {"lakeloop-object-storage"}
+    assert {s["name"] for s in deployment["envSecrets"]} == {"lakeloop-object-storage",
+                                                              "lakeloop-alerts"}
     cmd = dockerfile_instructions(USER_CODE_DOCKERFILE)
     (default,) = [args for op, args in cmd if op == "CMD"]
     assert default[default.index("-m") + 1] == "lakeloop.definitions"
