@@ -98,3 +98,25 @@ def test_lakeloop_audit_prints_the_trail_from_a_day_of_some_kinds_and_as_json(cl
     assert code == 2 and "gate_failed" in out
     code, out = _audit(capsys, "no_such_case")
     assert code == 2 and "no use case named" in out
+
+
+def test_the_trail_is_read_without_delta_rs_pyarrow_scanner(tmp_path, monkeypatch):
+    """delta-rs's pyarrow dataset leaves scanner threads that abort the interpreter at exit
+    now and then (3 exits in 20 here, delta-io/delta-rs#2184): a CLI command or a run would
+    end with status 134 after its work was done. The trail reads its data files with
+    Arrow's own reader; any use of the dataset path fails here."""
+    from deltalake import DeltaTable
+
+    from lakeloop.governance.audit import AuditTrail
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the trail read through delta-rs's pyarrow dataset")
+
+    for name in ("to_pyarrow_table", "to_pyarrow_dataset", "to_pandas"):
+        monkeypatch.setattr(DeltaTable, name, refused)
+    trail = AuditTrail(tmp_path / "audit")
+    event = notices.retraining("credit_risk", "credit_risk-drift-2026-10-15", "drift", "why")
+    trail.append(event)
+    assert trail.seen(event.identity) and not trail.seen("credit_risk/x/y")
+    assert [e.kind for e in trail.read(dt.date(2026, 1, 1), ["retraining_requested"])] == [
+        "retraining_requested"]
