@@ -29,10 +29,14 @@ class Recorded:
         if self.duplicate:
             return f"{self.event.identity}: already recorded, not sent again"
         sent = [d.destination for d in self.deliveries if d.delivered]
-        failed = [f"{d.destination} ({d.error})" for d in self.deliveries if not d.delivered]
+        failed = [f"{d.destination} ({d.error})" for d in self.deliveries
+                  if d.configured and not d.delivered]
+        skipped = [d.destination for d in self.deliveries if not d.configured]
         return (f"{self.event.identity}: recorded"
                 + (f"; alerted {', '.join(sent)}" if sent else "")
-                + (f"; NOT delivered to {', '.join(failed)}" if failed else ""))
+                + (f"; NOT delivered to {', '.join(failed)}" if failed else "")
+                + (f"; skipped {', '.join(skipped)} (its URL variable is not set here)"
+                   if skipped else ""))
 
 
 def audit_path(lakehouse, use_case) -> Path:
