@@ -13,7 +13,6 @@ from lakeloop import governance
 from lakeloop.cli import main
 from lakeloop.governance import events, notices
 from lakeloop.lakehouse.tables import LakehouseResource
-from tests.conftest import free_port_pair, write_use_case
 
 
 def _events(uc: str) -> list[events.Event]:
@@ -51,16 +50,6 @@ def test_spark_reads_the_trail_and_delta_refuses_to_rewrite_it(tmp_path, spark):
     assert DeltaTable(str(path)).to_pyarrow_table().num_rows == 2
 
 
-@pytest.fixture()
-def cli_env(tmp_path, monkeypatch):
-    root = tmp_path / "root"
-    use_case = write_use_case(tmp_path / "use_cases", free_port_pair())
-    monkeypatch.setenv("LAKELOOP_DATA_ROOT", str(root))
-    monkeypatch.setenv("LAKELOOP_USE_CASES", str(use_case.parent))
-    monkeypatch.delenv("LAKELOOP_ENV", raising=False)
-    return root
-
-
 def _audit(capsys, *argv: str) -> tuple[int, str]:
     code = main(["audit", *argv])
     out, err = capsys.readouterr()
@@ -68,8 +57,8 @@ def _audit(capsys, *argv: str) -> tuple[int, str]:
     return code, out + err
 
 
-def test_lakeloop_audit_prints_the_trail_from_a_day_of_some_kinds_and_as_json(cli_env,
-                                                                              capsys):
+def test_lakeloop_audit_prints_the_trail_from_a_day_of_some_kinds_and_as_json(env, capsys):
+    root, _ = env
     from lakeloop.settings import Settings
     from lakeloop.usecase import load_use_cases
 
@@ -77,7 +66,7 @@ def test_lakeloop_audit_prints_the_trail_from_a_day_of_some_kinds_and_as_json(cl
     assert code == 0 and "no events recorded" in out
     [uc] = load_use_cases(Settings.from_env().use_case_dirs)
     for event in _events(uc.name):
-        governance.record(LakehouseResource(data_root=str(cli_env)), uc, event)
+        governance.record(LakehouseResource(data_root=str(root)), uc, event)
 
     code, out = _audit(capsys, "credit_risk")
     assert code == 0 and "2 event(s)" in out

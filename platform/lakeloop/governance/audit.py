@@ -80,9 +80,26 @@ class AuditTrail:
         return pq.read_table(files, columns=columns, filters=filters, schema=SCHEMA)
 
     def seen(self, identity: str) -> bool:
+        """Whether the trail holds ``identity``: only the data files whose Delta statistics
+        (min/max of event_key, from the log) can hold it are opened, so a check does not
+        read the whole trail as it grows (each append is one file of one row)."""
         if not self.exists():
             return False
-        return self._scan(["event_key"], [("event_key", "=", identity)]).num_rows > 0
+        import pyarrow.parquet as pq
+        from deltalake import DeltaTable
+
+        table = DeltaTable(str(self.path))
+        actions = pa.table(table.get_add_actions(flatten=True))
+        paths = actions.column("path").to_pylist()
+        lows = actions.column("min.event_key").to_pylist()
+        highs = actions.column("max.event_key").to_pylist()
+        candidates = [f"{str(self.path).rstrip('/')}/{path}"
+                      for path, low, high in zip(paths, lows, highs, strict=True)
+                      if low is None or high is None or low <= identity <= high]
+        if not candidates:
+            return False
+        return pq.read_table(candidates, columns=["event_key"], schema=SCHEMA,
+                             filters=[("event_key", "=", identity)]).num_rows > 0
 
     def append(self, event: Event, alerted: Sequence[str] = (),
                errors: Sequence[str] = ()) -> None:
