@@ -90,3 +90,34 @@ def test_reasons_are_only_computed_when_asked_and_a_bad_ask_is_refused(tmp_path)
                                    "meta": {"tags": {"explain": True}}})["meta"]["tags"][
         "reasons"]
     assert len(default["top"]) == 2  # three by default, at most the features there are
+
+
+def test_native_calls_answer_exactly_what_xgboosts_wrapper_answers():
+    """The serving path calls XGBoost's C functions itself (the Python wrapper cost more
+    than the trees for one row): its probabilities must be inplace_predict's and its
+    contributions Booster.predict(pred_contribs=True)'s, bit for bit, for one row, many
+    rows, missing values and a model with named columns."""
+    from lakeloop.deployment.seldon.native import NativeBooster
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(500, 6)).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(x[:, 0]) + np.nan_to_num(x[:, 3]) > 0).astype(int)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 5, "nthread": 1},
+                        xgb.DMatrix(x, label=y, feature_names=list("abcdef")),
+                        num_boost_round=40)
+    native = NativeBooster(booster)
+    for rows in (x[:1], x[:7], x):
+        expected = booster.predict(xgb.DMatrix(rows, missing=np.nan,
+                                               feature_names=list("abcdef")),
+                                   pred_contribs=True)
+        got = native.contributions(rows)
+        assert got.shape == expected.shape == (len(rows), 7)
+        assert np.array_equal(got, expected)
+        p = native.predict(rows)
+        assert p.shape == (len(rows),)
+        assert np.array_equal(p, booster.inplace_predict(rows))
+    # a column-major matrix is read by its values, not its memory order
+    assert np.array_equal(native.contributions(np.asfortranarray(x[:3])),
+                          native.contributions(x[:3]))
+    assert np.array_equal(native.predict(np.asfortranarray(x[:3])), native.predict(x[:3]))

@@ -27,6 +27,7 @@ from lakeloop.deployment.seldon.errors import RequestError
 if TYPE_CHECKING:
     import xgboost as xgb
 
+    from lakeloop.deployment.seldon.native import NativeBooster
     from lakeloop.deployment.seldon.request_log import RequestLog
 
 MAX_ROWS = 1000
@@ -113,34 +114,43 @@ def reasons_wanted(tags: dict, features: int) -> int:
                        f", not {json.dumps(wanted)}", "BAD_EXPLAIN")
 
 
-def reasons(booster, matrix, encoding, wanted: int, texts: dict) -> list[dict]:
-    """Per row: the base value (the margin before any feature) and the ``wanted`` features
-    that raised the margin most (towards the positive class, the adverse decision), with
-    every feature's contribution (the SHAP values of its columns, summed)."""
-    import numpy as np
-    import xgboost as xgb
+class Explainer:
+    """Reasons for a model's answers: per row, the base value (the margin before any
+    feature) and the ``wanted`` features that raised the margin most (towards the positive
+    class, the adverse decision), with every feature's contribution (the SHAP values of its
+    columns, summed) and the use case's text for it. What depends only on the model (the
+    column-to-feature sums, the texts) is prepared once, at load."""
 
-    # The matrix's columns are the booster's, in its order (as inplace_predict reads them).
-    contribs = booster.predict(xgb.DMatrix(matrix, missing=np.nan,
-                                           feature_names=booster.feature_names),
-                               pred_contribs=True)
-    owners = encoding.feature_of_columns()
-    names = list(dict.fromkeys(owners))
-    index = np.array([names.index(o) for o in owners])
-    per_feature = np.zeros((contribs.shape[0], len(names)))
-    np.add.at(per_feature.T, index, contribs[:, :-1].T)
-    out = []
-    for row, base in zip(per_feature, contribs[:, -1], strict=True):
-        top = np.argsort(-row, kind="stable")[:wanted]
-        out.append({
-            "base_value": float(base),
-            "contributions": {n: float(v) for n, v in zip(names, row, strict=True)},
-            "top": [{"feature": names[j], "contribution": float(row[j]),
-                     "direction": "up" if row[j] > 0 else "down",
-                     "text": (texts.get(names[j]) or {}).get("up" if row[j] > 0 else "down")
-                     or names[j]} for j in top],
-        })
-    return out
+    def __init__(self, native, encoding, texts: dict):
+        import numpy as np
+
+        self.native = native
+        owners = encoding.feature_of_columns()
+        self.names = list(dict.fromkeys(owners))
+        # columns x features, 1 where the column encodes the feature: a product sums them.
+        self.sums = np.zeros((len(owners), len(self.names)))
+        self.sums[np.arange(len(owners)), [self.names.index(o) for o in owners]] = 1.0
+        self.texts = {(n, d): (texts.get(n) or {}).get(d) or n
+                      for n in self.names for d in ("up", "down")}
+
+    def __call__(self, matrix, wanted: int) -> list[dict]:
+        import numpy as np
+
+        contribs = self.native.contributions(matrix)
+        per_feature = contribs[:, :-1].astype(np.float64) @ self.sums
+        out = []
+        names = self.names
+        for row, base in zip(per_feature.tolist(), contribs[:, -1].tolist(), strict=True):
+            top = sorted(range(len(row)), key=lambda j: -row[j])[:wanted]  # stable: ties keep order
+            out.append({
+                "base_value": base,
+                "contributions": dict(zip(names, row, strict=True)),
+                "top": [{"feature": names[j], "contribution": row[j],
+                         "direction": "up" if row[j] > 0 else "down",
+                         "text": self.texts[names[j], "up" if row[j] > 0 else "down"]}
+                        for j in top],
+            })
+        return out
 
 
 def _row_tag(tags: dict, plural: str, singular: str, i: int) -> str:
@@ -177,6 +187,8 @@ class XGBoostModel:
         # The use case's words for a reason, per feature and direction ({"up", "down"}).
         self.reason_codes = json.loads(reason_codes) if reason_codes else {}
         self.booster: xgb.Booster | None = None
+        self.native: NativeBooster | None = None
+        self.explainer: Explainer | None = None
         self.log: RequestLog | None = None
 
     def load(self):
@@ -190,6 +202,10 @@ class XGBoostModel:
         if booster.num_features() != len(self.encoding.columns):
             raise ValueError(f"{self.model_path} takes {booster.num_features()} columns, "
                              f"the encoding makes {len(self.encoding.columns)}")
+        from lakeloop.deployment.seldon.native import NativeBooster
+
+        self.native = NativeBooster(booster, nthread=self.nthread)
+        self.explainer = Explainer(self.native, self.encoding, self.reason_codes)
         self.booster = booster
         if self.log_dir:
             self.log = RequestLog(self.log_dir, f"{self.model_name}-v{self.model_version}")
@@ -230,12 +246,11 @@ class XGBoostModel:
                 matrix = self.encoding.encode_rows(x)
             except UnknownCategory as exc:
                 raise RequestError(str(exc), "UNKNOWN_CATEGORY") from None
-            if self.booster is None:
+            if self.native is None or self.explainer is None:
                 raise RequestError("model not loaded yet", "NOT_READY", status_code=503)
             wanted = reasons_wanted(tags, len(self.features))
-            p = self.booster.inplace_predict(matrix)
-            explained = (reasons(self.booster, matrix, self.encoding, wanted,
-                                 self.reason_codes) if wanted else None)
+            p = self.native.predict(matrix)
+            explained = self.explainer(matrix, wanted) if wanted else None
         except RequestError as exc:
             self._record(puid, tags, None, None, exc.status_code, exc.message, started)
             raise
