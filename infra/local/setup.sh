@@ -71,6 +71,13 @@ fetch_jars() {  # <list file> <folder>
 fetch_jars infra/local/jars.txt .cache/jars
 fetch_jars infra/local/jars-s3.txt .cache/jars/s3
 
+# --- The local Spark driver's class archive (class-data sharing) ---------------------------
+# A JVM that runs a session and Delta writes records the classes it loaded; later local
+# sessions map them instead of loading them from the jars (a cold session starts in about
+# half the time). Named for this JDK and classpath: recorded again only when either changes.
+.venv/bin/python -m lakeloop.spark record-class-archive .cache/jars 2>&1 | grep -v WARN \
+  | tail -n 1 | sed 's/^/  /' || true
+
 # --- SeaweedFS: the S3-compatible object store of the production-shape tests -------------
 # Apache-2.0, built with the Go toolchain from its pinned module (MinIO's server is AGPL-3.0
 # and not served as a Go module here). The first build takes minutes; Go's module and

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     spark_remote: str = ""
     # The local driver's memory: auto sizes it from the machine or the pod (lakeloop.spark).
     spark_driver_memory: str = "auto"
+    # More options for the local driver's JVM (space-separated). Small data (the demo, the
+    # tests): "-XX:TieredStopAtLevel=1" compiles only with the quick JIT, and a cold session's
+    # first queries run about twice as fast; large windows want the default (both tiers).
+    spark_java_options: str = ""
     # local: seldon-core microservices on this machine; kubernetes: applied to the cluster.
     serving: Literal["local", "kubernetes"] = "local"
     serving_namespace: str = "lakeloop"

@@ -63,8 +63,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--hold")
     parser.add_argument("--barrier", nargs=2)
     args = parser.parse_args(argv)
-    spark = SparkResource(jars_dir=str(Settings.from_env({}).jars_dir),
-                          driver_memory="768m").session()
+    settings = Settings.from_env()  # the test's environment: its JIT setting, not its roots
+    spark = SparkResource(jars_dir=str(settings.jars_dir), driver_memory="768m",
+                          java_options=settings.spark_java_options).session()
     df = frame(spark, args.day, args.value, args.rows)
     if args.hold or args.barrier:
         df = df.mapInPandas(_at_the_last_partition(args.rows, args.hold, args.barrier),
