@@ -75,7 +75,7 @@ fetch_jars infra/local/jars-s3.txt .cache/jars/s3
 # A JVM that runs a session and Delta writes records the classes it loaded; later local
 # sessions map them instead of loading them from the jars (a cold session starts in about
 # half the time). Named for this JDK and classpath: recorded again only when either changes.
-.venv/bin/python -m lakeloop.spark record-class-archive .cache/jars 2>&1 | grep -v WARN \
+.venv/bin/python -m lakeloop.class_archive record .cache/jars 2>&1 | grep -v WARN \
   | tail -n 1 | sed 's/^/  /' || true
 
 # --- SeaweedFS: the S3-compatible object store of the production-shape tests -------------

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from lakeloop.class_archive import class_archive
 from lakeloop.settings import Settings
-from lakeloop.spark import SparkResource, class_archive, delta_jars
+from lakeloop.spark import SparkResource, delta_jars
 
 ROOT = Path(__file__).resolve().parents[2]
 
