@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-QUICK_JIT_ROWS = 50_000  # a day at most this large runs with the quick JIT (see main)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -427,10 +425,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.history_days < args.days:
         parser.error("--history-days must be between 1 and --days - 1")
-    if args.rows_per_day <= QUICK_JIT_ROWS:
-        # Small days: Spark's time goes to a cold JVM, where the quick JIT alone runs the
-        # first queries about twice as fast (README: LAKELOOP_SPARK_JAVA_OPTIONS).
-        os.environ.setdefault("LAKELOOP_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
     run(args.days, args.rows_per_day, args.drift_day, args.history_days, args.seed,
         args.keep_serving)
     return 0
