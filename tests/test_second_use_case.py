@@ -183,3 +183,26 @@ def test_reasons_and_the_trace_work_on_census_data(loop):
     assert chain["whole"], [c for c in chain["checks"] if not c["ok"]]
     assert chain["snapshots"] and all(s["matches"] for s in chain["snapshots"])
     assert {s["table"] for s in chain["sources"]} == {uc.gold_table, uc.labeled_table}
+
+
+def test_the_census_loop_leaves_its_decisions_in_its_own_audit_trail(loop):
+    """The audit trail works for a use case that routes no alerts: every gate verdict of its
+    model is a row of its own trail, once, saying that nobody was told (no route), and the
+    credit-risk trail is not touched."""
+    from lakeloop import governance
+    from lakeloop.training.checks import ONNX_GATE, REPRODUCIBILITY_GATE
+    from lakeloop.training.gates import FAIRNESS_GATE, PERFORMANCE_GATE, REGRESSION_GATE
+
+    uc = loop.uc
+    lakehouse = loop.defs.resources["lakehouse"]
+    version = str(loop.mats("candidate_model")[-1].metadata["model_version"].value)
+    entries = governance.trail(lakehouse, uc).read()
+    gates = [e for e in entries if e.kind == "gate_passed" and e.model_version == version]
+    assert sorted(e.details["gate"] for e in gates) == sorted(
+        [PERFORMANCE_GATE, FAIRNESS_GATE, REGRESSION_GATE, REPRODUCIBILITY_GATE, ONNX_GATE])
+    assert len({e.event_key for e in entries}) == len(entries)  # each decision once
+    assert all(e.use_case == uc.name and not e.alerted for e in entries)
+    assert all(loop.instance.get_run_by_id(e.run_id) for e in entries if e.run_id)
+    assert governance.audit_path(lakehouse, uc).is_relative_to(Path(lakehouse.data_root)
+                                                               / uc.name)
+    assert not (Path(lakehouse.data_root) / "credit_risk").exists()
