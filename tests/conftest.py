@@ -32,6 +32,22 @@ os.environ.setdefault("LAKELOOP_APPROVAL_KEY", secrets.token_hex(32))
 # fixture, settings_for) runs thousands of queries in one JVM and keeps both tiers: the quick
 # JIT alone made it slower (a training-set rebuild 86 s -> 160 s). Results never depend on it.
 os.environ.setdefault("LAKELOOP_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+# The unit suite's JVMs (its own session and the processes it starts) evaluate Spark's
+# expressions interpreted, generating no code: on its tiny windows compiling each query's
+# generated code cost more than running it (one day's ingest 11 s -> 6 s). Spark's results do
+# not depend on it (its own suite runs both modes). `make chaos` (the system tests: the
+# second dataset, the production shape) and the demo keep code generation, so that path
+# runs in CI too.
+TINY_DATA_SPARK_CONF = ("spark.sql.codegen.wholeStage=false "
+                        "spark.sql.codegen.factoryMode=NO_CODEGEN")
+_SPARK_CONF: dict[str, str] = {}
+
+
+def pytest_configure(config):
+    if "not system" in (config.option.markexpr or ""):  # the unit suite (make test)
+        os.environ.setdefault("LAKELOOP_SPARK_CONF", TINY_DATA_SPARK_CONF)
+        _SPARK_CONF.update(Settings.from_env(
+            {"LAKELOOP_SPARK_CONF": TINY_DATA_SPARK_CONF}).spark_conf_map)
 
 TINY_DAYS = 30
 TINY_ROWS = 300
@@ -98,7 +114,8 @@ def alerting(tmp_path):
 def spark_resource():
     from lakeloop.spark import SparkResource
 
-    return SparkResource(jars_dir=str(Settings.from_env({}).jars_dir))
+    return SparkResource(jars_dir=str(Settings.from_env({}).jars_dir),
+                         conf=dict(_SPARK_CONF))
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,10 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from lakeloop.definitions import build_definitions
-from lakeloop.settings import Settings
+from lakeloop.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_keys.txt"
@@ -67,3 +68,16 @@ def test_promotion_jobs_and_checks_are_defined(tmp_path):
     ops = {n.name for n in retrain.nodes_in_topological_order}
     assert "credit_risk__deployment__challenger" in ops
     assert "credit_risk__deployment__champion" not in ops
+
+
+def test_spark_settings_from_the_environment_reach_every_session(tmp_path):
+    settings = Settings.from_env({"LAKELOOP_SPARK_CONF":
+                                  " spark.sql.codegen.wholeStage=false  spark.x.y=a=b "})
+    spark = build_definitions(settings.with_data_root(tmp_path)).resources["spark"]
+    started = spark.session_settings()
+    assert started["spark.sql.codegen.wholeStage"] == "false"
+    assert started["spark.x.y"] == "a=b"
+    assert Settings.from_env({}).spark_conf_map == {}
+    for bad in ("spark.sql.codegen.wholeStage", "codegen=false", "spark.a="):
+        with pytest.raises(SettingsError, match=r"LAKELOOP_SPARK_CONF=.*spark\.<setting>"):
+            Settings.from_env({"LAKELOOP_SPARK_CONF": bad})

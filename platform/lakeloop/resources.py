@@ -35,6 +35,7 @@ def _spark(settings: Settings) -> SparkResource:
         remote=settings.spark_remote or None,
         driver_memory=settings.spark_driver_memory,
         java_options=settings.spark_java_options,
+        conf=settings.spark_conf_map,
         jars_dir=str(settings.jars_dir),
         warehouse_dir=(
             "" if settings.env is Env.K8S else str(settings.data_root / "spark-warehouse")),

@@ -30,6 +30,18 @@ BUILTIN_USE_CASES = Path(__file__).resolve().parent / "usecases"
 PREFIX = "LAKELOOP_"
 
 
+def spark_conf_pairs(text: str) -> dict[str, str]:
+    """``key=value key=value`` (Spark settings, keys starting with ``spark.``) as a dict."""
+    pairs = {}
+    for item in text.split():
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("spark.") or not value:
+            raise ValueError(f"{item!r} is not spark.<setting>=<value> (pairs are separated "
+                             "by spaces)")
+        pairs[key] = value
+    return pairs
+
+
 def _problem(err: Any) -> str:
     name = str(err["loc"][0]) if err["loc"] else "?"
     variable = name if name.isupper() else f"{PREFIX}{name.upper()}"
@@ -101,6 +113,10 @@ class Settings(BaseSettings):
     # tests): "-XX:TieredStopAtLevel=1" compiles only with the quick JIT, and a cold session's
     # first queries run about twice as fast; large windows want the default (both tiers).
     spark_java_options: str = ""
+    # More Spark settings for every session this process starts (space-separated
+    # key=value; LAKELOOP_SPARK_CONF). Tiny data (the tests): interpreted expressions, no
+    # code generation, cost less than compiling every query (see tests/conftest.py).
+    spark_conf: str = ""
     # local: seldon-core microservices on this machine; kubernetes: applied to the cluster.
     serving: Literal["local", "kubernetes"] = "local"
     serving_namespace: str = "lakeloop"
@@ -148,6 +164,16 @@ class Settings(BaseSettings):
         if not value:
             return (BUILTIN_USE_CASES,)
         return tuple(Path(e).expanduser().resolve() for e in value)
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _spark_conf(cls, value: str) -> str:
+        spark_conf_pairs(value)  # refused here, with the setting's name, not at a session
+        return value.strip()
+
+    @property
+    def spark_conf_map(self) -> dict[str, str]:
+        return spark_conf_pairs(self.spark_conf)
 
     @field_validator("data_root")
     @classmethod

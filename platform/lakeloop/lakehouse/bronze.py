@@ -4,7 +4,9 @@ A day whose snapshot hash is already in bronze is not loaded again."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from lakeloop.lakehouse.tables import (
     Commit,
@@ -27,46 +29,102 @@ def frame(spark, snapshots: list[Snapshot], source: Source):
     a snapshot's rows and depends only on the file (its split offset plus the position in
     the split), so a backfill and day-by-day runs write the same values. ``_source_file`` is
     the path under the use case's folder, so tables can move.
+
+    CSV snapshots that share a header are read in ONE scan (a 30-day backfill planned 30
+    scans and their union: thousands of calls into the JVM before a row was read); each
+    row's lineage comes from its file, looked up once per row in a map of the window's
+    files (see ``_lineage``).
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
     frames = []
+    groups: dict[tuple[str, ...], list[Snapshot]] = {}
     for snap in snapshots:
         if snap.absent:  # no file that day, and the source says that means no rows
-            header = list(source.columns)
+            names = list(source.columns)
             frames.append(spark.createDataFrame(
-                [], StructType([StructField(c, StringType()) for c in header])).select(
-                *[F.col(f"`{c}`") for c in header],
+                [], StructType([StructField(c, StringType()) for c in names])).select(
+                *[F.col(f"`{c}`") for c in names],
                 F.lit(None).cast("long").alias("_row"),
                 F.lit(snap.sha256).alias("_snapshot_hash"),
                 F.lit("").alias("_source_file"),
                 F.lit(dt.date.fromisoformat(snap.ds)).alias("ds")))
             continue
-        header = header_of(snap.path, source.format)
-        if source.format == "csv":
-            schema = StructType([StructField(c, StringType()) for c in header])
-            # multiLine: a quoted value may hold line breaks (free text, addresses).
-            df = (spark.read.schema(schema).option("header", True)
-                  .option("mode", "PERMISSIVE").option("encoding", "UTF-8")
-                  .option("multiLine", True).csv(snap.path))
-            row = (F.col("_metadata.file_block_start")
-                   + F.expr("monotonically_increasing_id() & 8589934591"))
-        else:
-            df = spark.read.parquet(snap.path)
-            row = F.col("_metadata.row_index")
-        # One scan per snapshot (an explicit schema costs no job): lineage columns are
-        # literals, not parsed out of every row's file path.
-        relative = snap.path[snap.path.index("/raw/") + 1:] if "/raw/" in snap.path else snap.path
-        frames.append(df.select(
-            *[F.col(f"`{c}`").cast("string").alias(c) for c in header],
-            row.cast("long").alias("_row"),
-            F.lit(snap.sha256).alias("_snapshot_hash"),
-            F.lit(relative).alias("_source_file"),
-            F.lit(dt.date.fromisoformat(snap.ds)).alias("ds"),
-        ))
+        groups.setdefault(tuple(header_of(snap.path, source.format)), []).append(snap)
+    for columns, group in groups.items():
+        lineage = _lineage(group) if source.format == "csv" else None
+        scans = [group] if lineage is not None else [[snap] for snap in group]
+        for scan in scans:
+            frames.append(_scan(spark, scan, list(columns), source, lineage))
     out = fold(frames, lambda a, b: a.unionByName(b, allowMissingColumns=True))
     return out.withColumn("_ingested_at", F.current_timestamp())
+
+
+# The raw store's layout: <raw dir>/ds=<day>/<sha256>.<format>. Those two names are the same
+# in the path Spark reports for a row's file (a URI, percent-encoded) as on disk.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._=-]+")
+
+
+def _relative(path: str) -> str:
+    return path[path.index("/raw/") + 1:] if "/raw/" in path else path
+
+
+def _lineage(snapshots: list[Snapshot]) -> str | None:
+    """A SQL expression giving each row the lineage of its file (hash, relative path, day)
+    from the last two names of the file's path, or None when those names cannot identify
+    the files of this scan (then each file is scanned on its own)."""
+    entries = {}
+    for snap in snapshots:
+        names = Path(snap.path).parts[-2:]
+        if len(names) != 2 or not all(_PLAIN_NAME.fullmatch(n) for n in names):
+            return None
+        entries["/".join(names)] = snap
+    if len(entries) != len(snapshots):
+        return None
+    pairs = ", ".join(
+        f"{_sql_text(name)}, named_struct('hash', {_sql_text(snap.sha256)}, 'file', "
+        f"{_sql_text(_relative(snap.path))}, 'ds', DATE'{dt.date.fromisoformat(snap.ds)}')"
+        for name, snap in entries.items())
+    return f"map({pairs})[substring_index(_metadata.file_path, '/', -2)]"
+
+
+def _sql_text(value: str) -> str:
+    """``value`` as a Spark SQL string literal (its parser reads backslash escapes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _scan(spark, snapshots: list[Snapshot], header: list[str], source: Source,
+          lineage: str | None):
+    """One scan of files sharing ``header``: with ``lineage`` (see ``_lineage``) any number
+    of them, else exactly one, whose lineage columns are literals."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    paths = [snap.path for snap in snapshots]
+    if source.format == "csv":
+        schema = StructType([StructField(c, StringType()) for c in header])
+        # multiLine: a quoted value may hold line breaks (free text, addresses).
+        df = (spark.read.schema(schema).option("header", True)
+              .option("mode", "PERMISSIVE").option("encoding", "UTF-8")
+              .option("multiLine", True).csv(paths))
+        row = (F.col("_metadata.file_block_start")
+               + F.expr("monotonically_increasing_id() & 8589934591"))
+    else:
+        df = spark.read.parquet(*paths)
+        row = F.col("_metadata.row_index")
+    if lineage is None:
+        (snap,) = snapshots
+        columns = [F.lit(snap.sha256).alias("_snapshot_hash"),
+                   F.lit(_relative(snap.path)).alias("_source_file"),
+                   F.lit(dt.date.fromisoformat(snap.ds)).alias("ds")]
+    else:
+        df = df.withColumn("_lineage", F.expr(lineage))
+        columns = [F.col("_lineage.hash").alias("_snapshot_hash"),
+                   F.col("_lineage.file").alias("_source_file"),
+                   F.col("_lineage.ds").alias("ds")]
+    return df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in header],
+                     row.cast("long").alias("_row"), *columns)
 
 
 def loaded_hashes(spark, path, days: list[str]) -> dict[str, str]:

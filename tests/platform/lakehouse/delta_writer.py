@@ -65,7 +65,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     settings = Settings.from_env()  # the test's environment: its JIT setting, not its roots
     spark = SparkResource(jars_dir=str(settings.jars_dir), driver_memory="768m",
-                          java_options=settings.spark_java_options).session()
+                          java_options=settings.spark_java_options,
+                          conf=settings.spark_conf_map).session()
     df = frame(spark, args.day, args.value, args.rows)
     if args.hold or args.barrier:
         df = df.mapInPandas(_at_the_last_partition(args.rows, args.hold, args.barrier),
