@@ -10,7 +10,7 @@ PY := .venv/bin/python
 # it has one, else the local key set-up generated.
 WITH_KEY = LAKELOOP_APPROVAL_KEY="$${LAKELOOP_APPROVAL_KEY:-$$(cat $(LAKELOOP_DATA_ROOT)/secrets/approval.key)}"
 
-.PHONY: setup demo test chaos dev bench lint stop clean
+.PHONY: setup demo test chaos images dev bench lint stop clean
 
 setup:
 	@infra/local/setup.sh
@@ -23,6 +23,10 @@ test: setup
 
 chaos: setup
 	@$(PY) -m pytest -m 'chaos or system' tests/chaos tests/production tests/test_second_use_case.py
+
+# The user-code and serving images, built with buildah from infra/*/Dockerfile, then smoke-run.
+images: setup
+	@infra/images/build.sh
 
 dev: setup
 	@mkdir -p $(DAGSTER_HOME) && cp -n infra/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
