@@ -30,10 +30,10 @@ def frame(spark, snapshots: list[Snapshot], source: Source):
     the split), so a backfill and day-by-day runs write the same values. ``_source_file`` is
     the path under the use case's folder, so tables can move.
 
-    CSV snapshots that share a header are read in ONE scan (a 30-day backfill planned 30
-    scans and their union: thousands of calls into the JVM before a row was read); each
-    row's lineage comes from its file, looked up once per row in a map of the window's
-    files (see ``_lineage``).
+    CSV snapshots that share a header are read in one scan of up to ``FILES_PER_SCAN`` files
+    (a 30-day backfill planned 30 scans and their union: thousands of calls into the JVM
+    before a row was read); each row's lineage comes from its file, looked up in a map of
+    the scan's files (see ``_lineage``).
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
@@ -53,13 +53,19 @@ def frame(spark, snapshots: list[Snapshot], source: Source):
             continue
         groups.setdefault(tuple(header_of(snap.path, source.format)), []).append(snap)
     for columns, group in groups.items():
-        lineage = _lineage(group) if source.format == "csv" else None
-        scans = [group] if lineage is not None else [[snap] for snap in group]
-        for scan in scans:
-            frames.append(_scan(spark, scan, list(columns), source, lineage))
+        for start in range(0, len(group), FILES_PER_SCAN):
+            chunk = group[start:start + FILES_PER_SCAN]
+            lineage = _lineage(chunk) if source.format == "csv" else None
+            scans = [chunk] if lineage is not None else [[snap] for snap in chunk]
+            for scan in scans:
+                frames.append(_scan(spark, scan, list(columns), source, lineage))
     out = fold(frames, lambda a, b: a.unionByName(b, allowMissingColumns=True))
     return out.withColumn("_ingested_at", F.current_timestamp())
 
+
+# Files per scan: a row finds its file's lineage by comparing with each file of its scan
+# (Spark's map lookup is a linear search), so a year's backfill is read in scans of 16 files.
+FILES_PER_SCAN = 16
 
 # The raw store's layout: <raw dir>/ds=<day>/<sha256>.<format>. Those two names are the same
 # in the path Spark reports for a row's file (a URI, percent-encoded) as on disk.

@@ -67,6 +67,16 @@ def test_a_window_is_read_in_one_scan_per_header_with_each_files_lineage(tmp_pat
     assert got.loc[got["ds"].astype(str) == "2026-10-03", "note"].tolist()[0] == "x, 0"
 
 
+def test_a_long_window_is_read_in_scans_of_a_bounded_number_of_files(tmp_path, spark,
+                                                                     monkeypatch):
+    monkeypatch.setattr(bronze, "FILES_PER_SCAN", 2)
+    snapshots = _window(tmp_path / "raw" / "credit_risk" / "outcomes")
+    df = bronze.frame(spark, snapshots, SOURCE)
+    assert _scans(df) == 3  # days 1, 2 and 4 share a header: two scans; day 3 its own
+    assert len(_rows(df)) == 20
+    assert _rows(df).groupby("ds")["_snapshot_hash"].nunique().eq(1).all()
+
+
 def test_paths_spark_would_encode_are_read_file_by_file_with_the_same_lineage(tmp_path, spark):
     # A data root with a space and a quote: Spark reports its files percent-encoded, so
     # their lineage cannot be looked up by name; each is scanned on its own, literals intact.
