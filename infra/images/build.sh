@@ -89,6 +89,9 @@ for image in serving user-code; do
   printf '%s\t%s s\t%s\n' "$name" "$seconds" "$size" >>"$cache/built.txt"
 done
 
+# Images a rebuild left without a tag (an earlier build of the same name): their layers go.
+"${buildah[@]}" rmi --prune >/dev/null 2>&1 || true
+
 # --- smoke tests: each image started as its deployments start it -----------------------------
 say "smoke tests"
 LAKELOOP_IMAGE_TAG=$TAG .venv/bin/python -m pytest -m images tests/images -q
