@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from lakeloop.settings import BUILTIN_USE_CASES, Settings
+from lakeloop.settings import BUILTIN_USE_CASES, Settings, spark_conf_pairs
 from tests.support import ports
 from tests.support.receivers import SmtpReceiver, WebhookReceiver
 
@@ -46,8 +46,7 @@ _SPARK_CONF: dict[str, str] = {}
 def pytest_configure(config):
     if "not system" in (config.option.markexpr or ""):  # the unit suite (make test)
         os.environ.setdefault("LAKELOOP_SPARK_CONF", TINY_DATA_SPARK_CONF)
-        _SPARK_CONF.update(Settings.from_env(
-            {"LAKELOOP_SPARK_CONF": TINY_DATA_SPARK_CONF}).spark_conf_map)
+        _SPARK_CONF.update(spark_conf_pairs(TINY_DATA_SPARK_CONF))
 
 TINY_DAYS = 30
 TINY_ROWS = 300
