@@ -63,6 +63,24 @@ def upper_bound(successes: int, trials: int, alpha: float) -> float:
     return wilson_interval(successes, trials, 1 - 2 * alpha)[1]
 
 
+def lower_bound(successes: int, trials: int, alpha: float) -> float:
+    """One-sided lower confidence bound (level 1 - alpha) of a proportion."""
+    return wilson_interval(successes, trials, 1 - 2 * alpha)[0]
+
+
+def mean_lower_bound(values: np.ndarray, alpha: float) -> float:
+    """One-sided lower confidence bound (level 1 - alpha) of a mean (Student's t); the mean
+    itself when two values cannot measure a spread."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=float)
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean
+    spread = float(np.std(values, ddof=1)) / math.sqrt(len(values))
+    return mean - float(t.ppf(1 - alpha, len(values) - 1)) * spread
+
+
 def number(value: float | None, digits: int = 3, missing: str = "not judged") -> str:
     """A figure for a person to read; never ``nan``."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):

@@ -7,6 +7,9 @@ graph, before it takes all the traffic.
    the champion's and the challenger's graphs: decision agreement and mean score shift;
 4. canary (or A/B): the executor splits replayed traffic between the two; the challenger's
    error rate must stay under the limit.
+Agreement, shift and error rate are rates on a sample, so each is judged by its one-sided
+confidence bound (``rollout.alpha``), not its point estimate: one error in a 40-request
+canary share is not proof of a 1% error rate, and 40 in 4,000 is.
 Any failed check rolls the endpoint back to the champion alone; every number is recorded.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,6 +27,7 @@ import requests
 from lakeloop.deployment.runtime import Predictor, Runtime, predictor_for, route
 from lakeloop.deployment.seldon.request_log import complete_lines
 from lakeloop.deployment.serving import graph_request
+from lakeloop.evidence import lower_bound, mean_lower_bound, upper_bound
 from lakeloop.tracking import CHALLENGER, CHAMPION
 from lakeloop.usecase import UseCase
 
@@ -34,6 +39,8 @@ class Check:
     value: float
     limit: float
     description: str
+    # The one-sided confidence bound that decided, for a check on a sampled rate.
+    bound: float | None = None
 
 
 @dataclass
@@ -57,9 +64,11 @@ class Report:
                            "checks": [asdict(c) for c in self.checks]}, sort_keys=True)
 
     def table(self) -> str:
-        lines = ["| check | value | limit | verdict |", "|---|---:|---:|---|"]
+        lines = ["| check | value | confidence bound | limit | verdict |",
+                 "|---|---:|---:|---:|---|"]
         for c in self.checks:
-            lines.append(f"| {c.name} | {c.value:.4g} | {c.limit:.4g} | "
+            bound = "" if c.bound is None else f"{c.bound:.4g}"
+            lines.append(f"| {c.name} | {c.value:.4g} | {bound} | {c.limit:.4g} | "
                          f"{'passed' if c.passed else '**failed**'} |")
         return "\n".join(lines)
 
@@ -147,17 +156,64 @@ def validate(rt: Runtime, champion: str, challenger: str, instances: list[dict],
             pairs.append((_probability(b1), int(b1["data"]["ndarray"][0][1]),
                           _probability(b2), int(b2["data"]["ndarray"][0][1])))
     arr = np.array(pairs) if pairs else np.zeros((0, 4))
-    agreement = float(np.mean(arr[:, 1] == arr[:, 3])) if len(arr) else 0.0
-    shift = float(np.mean(np.abs(arr[:, 0] - arr[:, 2]))) if len(arr) else 1.0
-    report.checks.append(Check(
-        "shadow_agreement", agreement >= cfg.min_agreement, agreement, cfg.min_agreement,
-        f"decisions agree on {agreement:.1%} of {len(arr)} replayed recent requests "
-        f"(at least {cfg.min_agreement:.0%})"))
-    report.checks.append(Check(
-        "shadow_mean_score_shift", shift <= cfg.max_mean_score_shift, shift,
-        cfg.max_mean_score_shift,
-        f"mean |probability difference| {shift:.4f} (at most {cfg.max_mean_score_shift})"))
+    report.checks.append(agreement_check(arr[:, 1] == arr[:, 3], cfg))
+    report.checks.append(shift_check(np.abs(arr[:, 0] - arr[:, 2]), cfg))
     return report, champ, chall
+
+
+def _confidence(cfg) -> str:
+    return f"{1 - cfg.alpha:.0%} bound"
+
+
+def agreement_check(agrees: np.ndarray, cfg) -> Check:
+    """Fails when the decisions' agreement is significantly below ``min_agreement``."""
+    n, agreed = len(agrees), int(np.sum(agrees))
+    if not n:
+        return Check("shadow_agreement", False, 0.0, cfg.min_agreement,
+                     "no replayed request was answered by both graphs", 0.0)
+    rate, bound = agreed / n, upper_bound(agreed, n, cfg.alpha)
+    return Check(
+        "shadow_agreement", bound >= cfg.min_agreement, rate, cfg.min_agreement,
+        f"decisions agree on {rate:.1%} of {n} replayed recent requests ({_confidence(cfg)} "
+        f"{bound:.1%}; at least {cfg.min_agreement:.0%})", bound)
+
+
+def shift_check(shifts: np.ndarray, cfg) -> Check:
+    """Fails when the mean |probability difference| is significantly above the limit."""
+    limit = cfg.max_mean_score_shift
+    if not len(shifts):
+        return Check("shadow_mean_score_shift", False, 1.0, limit,
+                     "no replayed request was answered by both graphs", 1.0)
+    mean, bound = float(np.mean(shifts)), mean_lower_bound(shifts, cfg.alpha)
+    return Check(
+        "shadow_mean_score_shift", bound <= limit, mean, limit,
+        f"mean |probability difference| {mean:.4f} over {len(shifts)} requests "
+        f"({_confidence(cfg)} {bound:.4f}; at most {limit})", bound)
+
+
+def error_rate_check(strategy: str, answers: list[tuple[int, str]], replayed: int,
+                     cfg, champion_errors: tuple[int, int] = (0, 0)) -> Check:
+    """Fails when the challenger's error rate on its share of ``replayed`` requests is
+    significantly above ``max_error_rate``. ``answers``: (status, reason) of each request the
+    challenger answered; ``champion_errors``: (errors, answered) of the champion beside it,
+    for the reader (an error both share points at the environment, not the model)."""
+    name, limit = f"{strategy}_error_rate", cfg.max_error_rate
+    served = len(answers)
+    if not served:
+        return Check(name, False, 1.0, limit,
+                     f"{strategy}: the challenger answered none of {replayed} replayed "
+                     "requests", 1.0)
+    failed = Counter(f"{status} {reason}".strip() for status, reason in answers
+                     if status != 200)
+    errors = sum(failed.values())
+    rate, bound = errors / served, lower_bound(errors, served, cfg.alpha)
+    kinds = "; ".join(f"{count} x {kind}" for kind, count in failed.most_common())
+    return Check(
+        name, bound <= limit, rate, limit,
+        f"{strategy}: the challenger answered {served} of {replayed} replayed requests with "
+        f"{errors} error(s) ({rate:.1%}, {_confidence(cfg)} {bound:.2%}; at most "
+        f"{limit:.0%})" + (f": {kinds}" if kinds else "")
+        + f"; the champion {champion_errors[0]} of {champion_errors[1]}", bound)
 
 
 def canary(rt: Runtime, report: Report, champ: Predictor, chall: Predictor,
@@ -173,25 +229,34 @@ def canary(rt: Runtime, report: Report, champ: Predictor, chall: Predictor,
             split = 50 if cfg.strategy == "ab" else cfg.canary_traffic
             url = route(rt, [(champ, 100 - split), (chall, split)]).predictions_url
     http = requests.Session()
-    by_predictor: dict[str, list[int]] = {}
+    by_predictor: dict[str, list[tuple[int, str]]] = {}
     stamp = time.time_ns()
     for i, instance in enumerate(instances):
         body = graph_request([instance], {"request_key": f"canary-{report.challenger}"},
                              puid=f"canary-{report.challenger}-{stamp}-{i}")
         response = http.post(url, json=body, timeout=10)
-        try:
-            tags = response.json().get("meta", {}).get("tags", {})
-        except ValueError:
-            tags = {}
-        by_predictor.setdefault(tags.get("predictor", "unknown"), []).append(
-            response.status_code)
+        predictor, reason = _who_and_why(response)
+        by_predictor.setdefault(predictor, []).append((response.status_code, reason))
     served = by_predictor.get(CHALLENGER, [])
     if cfg.strategy == "shadow":
-        served = [200] * len(instances)  # the mirror's answers are discarded by design
-    errors = sum(1 for s in served if s != 200)
-    rate = errors / len(served) if served else 1.0
-    report.checks.append(Check(
-        f"{cfg.strategy}_error_rate", bool(served) and rate <= cfg.max_error_rate, rate,
-        cfg.max_error_rate,
-        f"{cfg.strategy}: the challenger answered {len(served)} of {len(instances)} replayed "
-        f"requests with {errors} error(s) ({rate:.1%}; at most {cfg.max_error_rate:.0%})"))
+        served = [(200, "")] * len(instances)  # the mirror's answers are discarded by design
+    champ_answers = by_predictor.get(CHAMPION, [])
+    report.checks.append(error_rate_check(
+        cfg.strategy, served, len(instances), cfg,
+        (sum(1 for s, _ in champ_answers if s != 200), len(champ_answers))))
+
+
+def _who_and_why(response: requests.Response) -> tuple[str, str]:
+    """The predictor that answered (the executor tags every answer, errors too) and, for
+    an error, its reason and message."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "unknown", "" if response.ok else "no JSON"
+    body = body if isinstance(body, dict) else {}
+    meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+    tags = meta.get("tags") if isinstance(meta.get("tags"), dict) else {}
+    status = body.get("status") if isinstance(body.get("status"), dict) else {}
+    reason = "" if response.status_code == 200 else \
+        f"{status.get('reason', '')} {status.get('info', '')}".strip()[:200]
+    return str(tags.get("predictor", "unknown")), reason

@@ -124,6 +124,11 @@ class Rollout(_Strict):
     min_agreement: float = Field(default=0.9, ge=0, le=1)
     max_mean_score_shift: float = Field(default=0.1, ge=0, le=1)
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    # Agreement, score shift and error rate are measured on a sample of requests: a
+    # challenger fails one only when its sample shows the breach at this level (a one-sided
+    # confidence bound past the limit), so the verdict means the same at 40 requests as at
+    # 40,000. A limit of 0 errors stays absolute: one error is a breach.
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
 
 
 class Approvals(_Strict):

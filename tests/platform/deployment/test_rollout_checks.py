@@ -19,7 +19,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from lakeloop.deployment.rollout import Report, recent_instances, validate
+from lakeloop.deployment.rollout import (
+    Report,
+    agreement_check,
+    canary,
+    error_rate_check,
+    recent_instances,
+    shift_check,
+    validate,
+)
+from lakeloop.evidence import lower_bound
 from lakeloop.settings import BUILTIN_USE_CASES
 from lakeloop.usecase import load_use_case
 
@@ -188,3 +197,123 @@ def test_recent_instances_are_the_newest_answered_production_requests(tmp_path):
     assert [g["application_id"] for g in got] == ["rollout-0", "rollout-1", "rollout-2"]
     assert got[0] == {"application_id": "rollout-0", "applicant_id": "p7",
                       "loan_amount": 1007.0, "loan_term_months": 36, "channel": "online"}
+
+
+# The rate checks judge a sample: seeded challengers whose true rate sits exactly at the
+# limit must pass at every volume (at most alpha of the time failing, plus sampling slack),
+# and ones clearly past it must fail once the sample can show it.
+
+def _verdicts(check, draws) -> float:
+    """The share of seeded samples the check fails."""
+    return float(np.mean([not check(d).passed for d in draws]))
+
+
+def _answers(errors: int, n: int) -> list[tuple[int, str]]:
+    return [(503, "UPSTREAM_UNAVAILABLE")] * errors + [(200, "")] * (n - errors)
+
+
+@pytest.mark.parametrize("n, trials", [(40, 400), (400, 400), (4_000, 200), (40_000, 50)])
+def test_the_error_rate_rule_holds_at_every_volume(n, trials):
+    cfg = _rollout().use_case.rollout
+    assert (cfg.max_error_rate, cfg.alpha) == (0.01, 0.05)
+    rng = np.random.default_rng(n)
+
+    def check(errors):
+        return error_rate_check("canary", _answers(int(errors), n), n * 10, cfg)
+
+    at_limit = _verdicts(check, rng.binomial(n, 0.01, trials))
+    # The point-estimate rule it replaces fails a 40-request share a third of the time.
+    assert at_limit <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / trials), at_limit
+    assert _verdicts(check, rng.binomial(n, 0.002, trials)) <= at_limit
+    five_times = _verdicts(check, rng.binomial(n, 0.05, trials))
+    assert five_times >= (0.95 if n >= 400 else 0.2), five_times
+    assert check(n).passed is False  # a challenger that only errors
+
+
+def test_an_error_rate_limit_of_zero_is_absolute():
+    cfg = _rollout(max_error_rate=0.0).use_case.rollout
+    for n in (40, 40_000):
+        assert error_rate_check("canary", _answers(0, n), n, cfg).passed
+        assert not error_rate_check("canary", _answers(1, n), n, cfg).passed
+    assert not error_rate_check("ab", [], 400, cfg).passed  # no share is no evidence
+
+
+@pytest.mark.parametrize("n", [40, 400, 4_000])
+def test_the_shadow_rules_hold_at_every_volume(n):
+    cfg = _rollout().use_case.rollout
+    assert (cfg.min_agreement, cfg.max_mean_score_shift) == (0.9, 0.1)
+    rng = np.random.default_rng(n)
+    trials, slack = 300, 3 * math.sqrt(0.05 * 0.95 / 300)
+
+    def agree(p):
+        return [rng.random(n) < p for _ in range(trials)]
+
+    assert _verdicts(lambda a: agreement_check(a, cfg), agree(0.9)) <= 0.05 + slack
+    far = _verdicts(lambda a: agreement_check(a, cfg), agree(0.8))
+    assert far >= (0.95 if n >= 400 else 0.3), far
+
+    def shifts(mean):  # |probability differences|: skewed, in [0, 1], with this mean
+        return [rng.beta(0.5, 0.5 * (1 - mean) / mean, n) for _ in range(trials)]
+
+    assert _verdicts(lambda s: shift_check(s, cfg), shifts(0.1)) <= 0.05 + slack
+    far = _verdicts(lambda s: shift_check(s, cfg), shifts(0.15))
+    assert far >= (0.95 if n >= 400 else 0.3), far
+
+
+class FakeExecutor:
+    """An executor that answers every tenth request from the challenger, which fails the
+    requests ``challenger_fails`` names with the executor's 503."""
+
+    def __init__(self, challenger_fails):
+        self.fails = challenger_fails
+
+    def __enter__(self) -> str:
+        fails = self.fails
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                i = int(body["meta"]["puid"].rsplit("-", 1)[1])
+                predictor = "challenger" if i % 10 == 0 else "champion"
+                status = 503 if predictor == "challenger" and fails(i) else 200
+                answer = {"data": {"ndarray": [[0.1, 0]]}} if status == 200 else {
+                    "status": {"code": -1, "info": "challenger: model did not answer "
+                               "(ReadTimeout)", "reason": "UPSTREAM_UNAVAILABLE"}}
+                answer["meta"] = {"tags": {"predictor": predictor}}
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api/v1.0/predictions"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("fails, passed", [
+    (lambda i: i == 0, True),  # one error in a 40-request share: 2.5%, not proof of > 1%
+    (lambda i: i % 20 == 0, False),  # half of its share
+])
+def test_the_canary_counts_the_challengers_errors_and_says_what_they_were(fails, passed):
+    report = Report("1", "2", "canary")
+    with FakeExecutor(fails) as url:
+        canary(_runtime(), report, None, None, _instances(400), url=url)
+    [check] = report.checks
+    assert check.name == "canary_error_rate" and check.passed is passed
+    errors = 1 if passed else 20
+    assert check.value == pytest.approx(errors / 40)
+    assert f"answered 40 of 400 replayed requests with {errors} error(s)" in check.description
+    assert (f"{errors} x 503 UPSTREAM_UNAVAILABLE challenger: model did not answer "
+            "(ReadTimeout)") in check.description
+    assert "the champion 0 of 360" in check.description
+    assert check.bound == pytest.approx(lower_bound(errors, 40, 0.05))
+    assert json.loads(report.to_json())["checks"][0]["bound"] == check.bound
