@@ -253,10 +253,12 @@ def _who_and_why(response: requests.Response) -> tuple[str, str]:
         body = response.json()
     except ValueError:
         return "unknown", "" if response.ok else "no JSON"
+    def part(d: dict, key: str) -> dict:
+        value = d.get(key)
+        return value if isinstance(value, dict) else {}
+
     body = body if isinstance(body, dict) else {}
-    meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
-    tags = meta.get("tags") if isinstance(meta.get("tags"), dict) else {}
-    status = body.get("status") if isinstance(body.get("status"), dict) else {}
+    tags, status = part(part(body, "meta"), "tags"), part(body, "status")
     reason = "" if response.status_code == 200 else \
         f"{status.get('reason', '')} {status.get('info', '')}".strip()[:200]
     return str(tags.get("predictor", "unknown")), reason
