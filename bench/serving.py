@@ -10,6 +10,9 @@ under 2 ms p50 at concurrency 1; at least 500 requests/s at concurrency 8, model
 Reason codes (a request with ``meta.tags.explain``): the p50 they add to the model alone
 (explained and plain requests sent in turns), beside XGBoost's own in-process
 ``pred_contribs`` on the same row; target under 1 ms.
+Runtimes side by side (``serving.runtime``): the same version served by ONNX Runtime on its
+ONNX export, the model alone and the whole graph, beside the XGBoost runtime's figures from
+the same run, and in-process ONNX Runtime beside in-process ``inplace_predict``.
 """
 
 from __future__ import annotations
@@ -121,8 +124,15 @@ def _setup(root: Path):
 
 
 def run() -> list[Result]:
-    from lakeloop.deployment.runtime import Runtime, load_booster, route, start_predictor
-    from lakeloop.tracking import CHAMPION
+    from lakeloop.deployment.runtime import (
+        Runtime,
+        load_booster,
+        model_files,
+        onnx_export,
+        route,
+        start_predictor,
+    )
+    from lakeloop.tracking import CHALLENGER, CHAMPION
     from lakeloop.usecase import load_use_cases
 
     root = Path(tempfile.mkdtemp(prefix="lakeloop-bench-serving-"))
@@ -172,12 +182,38 @@ def run() -> list[Result]:
                                                       pred_contribs=True), 3000)
         reasons_added = explained[0] - plain[0]
         wrapper = model_alone[0] - in_process[0]
+
+        # The same version on the ONNX runtime, in the challenger's slot.
+        import onnxruntime as ort
+
+        onnx_uc = uc.model_copy(update={"serving": uc.serving.model_copy(
+            update={"runtime": "onnx"})})
+        onnx_rt = Runtime(onnx_uc, serving, r["mlflow"], r["lakehouse"], r["feast"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            str(onnx_export(uc, version, model_files(r["mlflow"], uc.name, version)[0])),
+            options, providers=["CPUExecutionProvider"])
+        onnx_in = session.get_inputs()[0].name
+        onnx_out = session.get_outputs()[1].name
+        onnx_in_process = _latencies(lambda: session.run([onnx_out], {onnx_in: x}), 3000)
+        onnx_predictor = start_predictor(onnx_rt, version, CHALLENGER)
+        onnx_model_url = f"{onnx_predictor.model.url}/api/v1.0/predictions"
+        onnx_alone = _latencies(poster(onnx_model_url, model_body)())
+        onnx_rps = _throughput(poster(onnx_model_url, model_body))
+        onnx_endpoint = route(onnx_rt, [(onnx_predictor, 100)])
+        onnx_graph = _latencies(poster(onnx_endpoint.predictions_url, graph_body)())
+        onnx_graph_rps = _throughput(poster(onnx_endpoint.predictions_url, graph_body))
         EXTRA.update({"model_version": version, "workers": WORKERS,
                       "in_process_p50_p99_ms": in_process, "model_alone_p50_p99_ms": model_alone,
                       "graph_p50_p99_ms": graph, "model_alone_rps_c8": model_rps,
                       "graph_rps_c8": graph_rps, "in_process_rps_c8": in_rps,
                       "explained_p50_p99_ms": explained, "plain_in_turns_p50_p99_ms": plain,
-                      "in_process_pred_contribs_p50_p99_ms": contribs})
+                      "in_process_pred_contribs_p50_p99_ms": contribs,
+                      "onnx_in_process_p50_p99_ms": onnx_in_process,
+                      "onnx_model_alone_p50_p99_ms": onnx_alone,
+                      "onnx_model_alone_rps_c8": onnx_rps, "onnx_graph_p50_p99_ms": onnx_graph,
+                      "onnx_graph_rps_c8": onnx_graph_rps})
         return [
             Result("serving", "model alone p50, c=1", "ms", model_alone[0],
                    "in-process predict", in_process[0],
@@ -195,6 +231,18 @@ def run() -> list[Result]:
             Result("serving", "reason codes added p50, c=1 (model alone, top 3)", "ms",
                    reasons_added, "in-process pred_contribs", contribs[0], "< 1 ms",
                    reasons_added < 1.0),
+            Result("serving", "ONNX runtime: in-process p50", "ms", onnx_in_process[0],
+                   "in-process inplace_predict", in_process[0]),
+            Result("serving", "ONNX runtime: model alone p50, c=1", "ms", onnx_alone[0],
+                   "XGBoost runtime, model alone", model_alone[0]),
+            Result("serving", "ONNX runtime: model alone req/s, c=8", "req/s", onnx_rps,
+                   "XGBoost runtime, model alone", model_rps),
+            Result("serving", "ONNX runtime: graph p50, c=1", "ms", onnx_graph[0],
+                   "XGBoost runtime, graph", graph[0]),
+            Result("serving", "ONNX runtime: graph p99, c=1", "ms", onnx_graph[1],
+                   "XGBoost runtime, graph", graph[1]),
+            Result("serving", "ONNX runtime: graph req/s, c=8", "req/s", onnx_graph_rps,
+                   "XGBoost runtime, graph", graph_rps),
         ]
     finally:
         r["serving"].stop_all()

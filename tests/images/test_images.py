@@ -10,7 +10,12 @@ import pytest
 import requests
 import xgboost as xgb
 
-from lakeloop.deployment.manifests import COMPONENTS, request_schema, seldon_parameters
+from lakeloop.deployment.manifests import (
+    COMPONENTS,
+    MODEL_CLASSES,
+    request_schema,
+    seldon_parameters,
+)
 from lakeloop.settings import BUILTIN_USE_CASES
 from lakeloop.usecase import load_use_case
 from tests.images.conftest import SERVING, USER_CODE, entrypoint, run, serving
@@ -20,14 +25,18 @@ SELDON = "http://127.0.0.1:9000"  # the serving image's port (its ENTRYPOINT)
 FEATURES = ["income", "loan_amount"]
 
 
-def _component(name: str, params: dict) -> dict[str, str]:
+def _component(name: str, params: dict, component: str | None = None) -> dict[str, str]:
     """The environment the Seldon operator gives a container of a graph node."""
-    component, service_type = COMPONENTS[name]
+    default, service_type = COMPONENTS[name]
+    component = component or default
     return {"MODEL_NAME": component, "SERVICE_TYPE": service_type,
             "PREDICTIVE_UNIT_PARAMETERS": json.dumps(seldon_parameters(params))}
 
 
-def test_the_serving_image_answers_as_a_model_node_as_its_non_root_user(tmp_path):
+@pytest.mark.parametrize("runtime", sorted(MODEL_CLASSES))
+def test_the_serving_image_answers_as_a_model_node_as_its_non_root_user(tmp_path, runtime):
+    from lakeloop.training.onnx_export import to_onnx
+
     rng = np.random.default_rng(3)
     x = rng.random((300, 2))
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 3},
@@ -37,10 +46,12 @@ def test_the_serving_image_answers_as_a_model_node_as_its_non_root_user(tmp_path
     data.mkdir()
     data.chmod(0o777)  # the volume, writable by the pod's user (fsGroup)
     booster.save_model(models / "model.ubj")
+    (models / "model.onnx").write_bytes(to_onnx(booster, 2))
+    onnx = {"onnx_path": "/mnt/models/model.onnx"} if runtime == "onnx" else {}
     env = _component("model", {
-        "model_path": "/mnt/models/model.ubj", "features": json.dumps(FEATURES),
+        "model_path": "/mnt/models/model.ubj", **onnx, "features": json.dumps(FEATURES),
         "threshold": 0.5, "model_name": "credit_risk", "model_version": "7",
-        "predictor": "champion", "log_dir": "/mnt/data/requests"})
+        "predictor": "champion", "log_dir": "/mnt/data/requests"}, MODEL_CLASSES[runtime])
     rows = [[0.9, 0.1], [0.1, 0.8]]
     with serving(SERVING, entrypoint(SERVING), f"{SELDON}/health/ping", env,
                  {models: "/mnt/models:ro", data: "/mnt/data"}):
@@ -52,10 +63,12 @@ def test_the_serving_image_answers_as_a_model_node_as_its_non_root_user(tmp_path
     assert answer.status_code == 200, answer.text
     got = [p for p, _ in answer.json()["data"]["ndarray"]]
     want = booster.inplace_predict(np.array(rows)).tolist()
-    assert np.allclose(got, want, rtol=0, atol=1e-6)
+    # the ONNX export agrees within the parity gate's default tolerance
+    assert np.allclose(got, want, rtol=0, atol=1e-6 if runtime == "xgboost" else 1e-5)
     assert answer.json()["meta"]["tags"]["model_version"] == "7"
     assert bad.status_code == 400 and "loan_amount" in bad.text
     assert metadata.json()["versions"] == ["7"]
+    assert metadata.json()["platform"] == runtime
     logged = list((data / "requests").rglob("*.jsonl"))
     assert logged, "the answered requests were not logged"
     assert {p.stat().st_uid for p in logged} == {1000}  # written by the image's user

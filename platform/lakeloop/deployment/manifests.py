@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MODEL_CLASS = "lakeloop.deployment.seldon.model.XGBoostModel"
+# The model component of each serving runtime (the use case's serving.runtime).
+MODEL_CLASSES = {"xgboost": MODEL_CLASS, "onnx": "lakeloop.deployment.seldon.model.OnnxModel"}
 TRANSFORMER_CLASS = "lakeloop.deployment.seldon.transformer.FeatureTransformer"
 SERVING_IMAGE = "lakeloop/serving:0.1.0"
 
@@ -55,15 +57,17 @@ class ManifestPredictor:
     shadow: bool = False
     encoding: str = ""  # the model's encoding (JSON); empty: every feature is a number
     reason_codes: str = ""  # the use case's reason texts (JSON); empty: feature names
+    runtime: str = "xgboost"  # what scores: a key of MODEL_CLASSES
 
 
 COMPONENTS = {"transformer": (TRANSFORMER_CLASS, "TRANSFORMER"), "model": (MODEL_CLASS, "MODEL")}
 
 
-def _container(name: str, image: str) -> dict[str, Any]:
+def _container(name: str, image: str, component: str | None = None) -> dict[str, Any]:
     """A container of the serving image running one component (infra/serving/Dockerfile);
     the operator passes the graph node's parameters in PREDICTIVE_UNIT_PARAMETERS."""
-    component, service_type = COMPONENTS[name]
+    default, service_type = COMPONENTS[name]
+    component = component or default
     return {"name": name, "image": image, "securityContext": CONTAINER_SECURITY,
             "resources": RESOURCES[name],
             "env": [{"name": "MODEL_NAME", "value": component},
@@ -94,8 +98,15 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
                request_features: list[str], feature_server_url: str,
                replicas: int, data_claim: str, data_mount: str,
                schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    if p.runtime not in MODEL_CLASSES:
+        raise ValueError(f"runtime must be one of {', '.join(MODEL_CLASSES)}, not "
+                         f"{p.runtime!r}")
+    # The storage initializer puts the registered model's directory at /mnt/models: the
+    # booster, and the ONNX export the parity gate added beside it.
+    onnx = {"onnx_path": "/mnt/models/model.onnx"} if p.runtime == "onnx" else {}
     model_params = seldon_parameters({
         "model_path": "/mnt/models/model.ubj",
+        **onnx,
         "features": json.dumps(p.features),
         "encoding": p.encoding,
         "threshold": float(p.threshold),
@@ -106,7 +117,7 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
         # The request log, on the shared data volume where inference_log reads it.
         "log_dir": f"{data_mount.rstrip('/')}/{model_name}/monitoring/requests",
     })
-    model = _container("model", image)
+    model = _container("model", image, MODEL_CLASSES[p.runtime])
     model["volumeMounts"] = [{"name": "lakeloop-data", "mountPath": data_mount}]
     transformer_params = seldon_parameters({
         "feature_server_url": feature_server_url,

@@ -21,6 +21,7 @@ import dagster as dg
 from lakeloop import keys
 from lakeloop.deployment.manifests import (
     MODEL_CLASS,
+    MODEL_CLASSES,
     TRANSFORMER_CLASS,
     ManifestPredictor,
     render_seldon_deployment,
@@ -118,6 +119,29 @@ def model_files(mlflow: MlflowResource, name: str, version: str) -> tuple[Path, 
     return model_dir, config
 
 
+ONNX_FILE = "model.onnx"  # beside model.ubj once the parity gate passed
+
+
+def onnx_export(use_case: UseCase, version: str, model_dir: Path) -> Path:
+    """The ONNX export of a version, which only a passed parity gate puts there."""
+    path = model_dir / ONNX_FILE
+    if not path.is_file():
+        raise ServingError(
+            f"{use_case.name} v{version} has no ONNX export, and serving.runtime is onnx: "
+            "only a version whose onnx_parity_gate passed has one (run the candidate_model "
+            "asset's checks for it, or set serving.runtime: xgboost)")
+    return path
+
+
+def model_params(use_case: UseCase, version: str, model_dir: Path, config: dict
+                 ) -> tuple[str, dict]:
+    """The model component's class for the use case's runtime, and its parameters."""
+    runtime = use_case.serving.runtime
+    onnx = ({"onnx_path": str(onnx_export(use_case, version, model_dir))}
+            if runtime == "onnx" else {})
+    return MODEL_CLASSES[runtime], {"model_path": str(model_dir / "model.ubj"), **onnx}
+
+
 def reason_codes_json(use_case: UseCase) -> str:
     """The use case's reason texts, as the model component takes them."""
     return json.dumps({f: t.model_dump() for f, t in use_case.reason_codes.items()})
@@ -132,8 +156,9 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     port = use_case.serving.port + OFFSETS[role]
     log_dir = str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests")))
     model_name = component_name(use_case, role, "model")
-    model = rt.serving.start(model_name, MODEL_CLASS, {
-        "model_path": str(model_dir / "model.ubj"),
+    component, files = model_params(use_case, version, model_dir, config)
+    model = rt.serving.start(model_name, component, {
+        **files,
         "features": json.dumps(config["features"]),
         "encoding": config["encoding"].to_json(),
         "threshold": config["threshold"],
@@ -171,6 +196,9 @@ def running_predictor(rt: Runtime, role: str) -> Predictor | None:
     if model is None or transformer is None or model.model_version != \
             transformer.model_version:
         return None
+    # one started before its class was recorded ran the only runtime there was
+    if (model.component or MODEL_CLASS) != MODEL_CLASSES[rt.use_case.serving.runtime]:
+        return None  # the use case changed its runtime: restart in the new one
     _, config = model_files(rt.mlflow, rt.use_case.name, model.model_version)
     return Predictor(role, model.model_version, model, transformer, config)
 
@@ -224,11 +252,14 @@ def render(rt: Runtime, rollout: str, champion: str, challenger: str | None = No
            challenger_traffic: int = 0) -> dict:
     """The SeldonDeployment for the champion alone or a rollout, from registered versions."""
     def predictor(version: str, role: str, traffic: int, shadow: bool = False):
-        _, config = model_files(rt.mlflow, rt.use_case.name, version)
+        model_dir, config = model_files(rt.mlflow, rt.use_case.name, version)
+        runtime = rt.use_case.serving.runtime
+        if runtime == "onnx":
+            onnx_export(rt.use_case, version, model_dir)  # the pod would find none
         return ManifestPredictor(role, version, config["features"], config["threshold"],
                                  config["feature_service"], traffic, shadow,
                                  config["encoding"].to_json(),
-                                 reason_codes_json(rt.use_case))
+                                 reason_codes_json(rt.use_case), runtime)
 
     if rollout == "champion" or challenger is None:
         predictors = [predictor(champion, CHAMPION, 100)]

@@ -37,6 +37,7 @@ class Endpoint:
     model_version: str
     log: str
     rollout: dict = field(default_factory=dict)
+    component: str = ""  # the seldon-core class it runs (a model's runtime)
 
     @property
     def predictions_url(self) -> str:
@@ -108,7 +109,8 @@ class ServingResource(dg.ConfigurableResource):
                 name, cmd, env, self.host, [port, port + 1],
                 ready=lambda url: _ready(url, instance_id), timeout=self.start_timeout_s,
                 info={"model_name": str(params.get("model_name", "")),
-                      "model_version": str(params.get("model_version", ""))})
+                      "model_version": str(params.get("model_version", "")),
+                      "component": component})
         except ProcessError as exc:
             raise ServingError(str(exc)) from None
         return _endpoint(running)
@@ -227,7 +229,8 @@ def _endpoint(running: Running) -> Endpoint:
     return Endpoint(name=running.name, url=running.url, pid=running.pid, port=running.port,
                     model_name=running.info.get("model_name", ""),
                     model_version=running.info.get("model_version", ""), log=running.log,
-                    rollout=json.loads(running.info.get("rollout", "{}")))
+                    rollout=json.loads(running.info.get("rollout", "{}")),
+                    component=running.info.get("component", ""))
 
 
 def _answers(url: str) -> bool:

@@ -87,6 +87,12 @@ def onnx_parity(session, mlflow: MlflowResource, use_case: UseCase, path: str,
             onnx_path = Path(tmp) / "model.onnx"
             onnx_path.write_bytes(result.onnx_bytes)
             mlflow.client().log_artifact(mv.run_id, str(onnx_path), "onnx")
+            # and beside the booster in the registered model, where serving.runtime: onnx
+            # (locally, or the storage initializer of a pod) finds it
+            source = mv.source or ""
+            if source.startswith("models:/"):
+                mlflow.client().log_model_artifact(source.removeprefix("models:/"),
+                                                   str(onnx_path))
         mlflow.client().set_model_version_tag(use_case.name, version, "onnx_max_abs_diff",
                                               f"{result.max_abs_diff:.3g}")
     return _record(mlflow, use_case, version, Verdict(

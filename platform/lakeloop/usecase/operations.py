@@ -102,6 +102,9 @@ class Serving(_Strict):
     # Days with more events than this are scored in Spark (a pandas UDF over the booster);
     # smaller ones in-process.
     batch_spark_min_rows: int = Field(default=200_000, ge=1)
+    # What scores online requests: XGBoost on the booster (UBJ), or ONNX Runtime on the
+    # version's ONNX export, which exists only once the parity gate proved it equal.
+    runtime: Literal["xgboost", "onnx"] = "xgboost"
 
     @property
     def online(self) -> bool:

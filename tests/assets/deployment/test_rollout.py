@@ -26,8 +26,9 @@ CRD = PROJECT_ROOT / ".cache" / "crds" / "machinelearning.seldon.io_seldondeploy
 FEATURES = ["income", "loan_amount"]
 
 
-def _predictor(role, version, traffic=100, shadow=False):
-    return ManifestPredictor(role, version, FEATURES, 0.3, "credit_risk_v1", traffic, shadow)
+def _predictor(role, version, traffic=100, shadow=False, runtime="xgboost"):
+    return ManifestPredictor(role, version, FEATURES, 0.3, "credit_risk_v1", traffic, shadow,
+                             runtime=runtime)
 
 
 def _render(rollout, predictors):
@@ -46,6 +47,9 @@ MANIFESTS = {
                                          _predictor("challenger", "4", 0, shadow=True)]),
     "ab": lambda: _render("ab", [_predictor("champion", "3", 50),
                                  _predictor("challenger", "4", 50)]),
+    # serving.runtime: onnx, on the challenger only (a use case switching runtimes)
+    "onnx": lambda: _render("canary", [_predictor("champion", "3", 90),
+                                       _predictor("challenger", "4", 10, runtime="onnx")]),
 }
 
 
@@ -98,6 +102,23 @@ def test_manifests_are_valid_seldon_deployments_and_pod_specs(crd_schema, rollou
         assert [p["traffic"] for p in predictors] == [90, 10]
     if rollout == "shadow":
         assert predictors[1]["shadow"] is True and "traffic" not in predictors[1]
+    models = [_model_node(p) for p in predictors]
+    runtimes = [("OnnxModel" if rollout == "onnx" and p["name"] == "challenger"
+                 else "XGBoostModel") for p in predictors]
+    assert [m["class"].rsplit(".", 1)[1] for m in models] == runtimes
+    for model, runtime in zip(models, runtimes, strict=True):
+        assert model["model_path"] == "/mnt/models/model.ubj"
+        assert model.get("onnx_path") == ("/mnt/models/model.onnx"
+                                          if runtime == "OnnxModel" else None)
+
+
+def _model_node(predictor: dict) -> dict:
+    """The model container's class and the model node's parameters."""
+    [container] = [c for c in predictor["componentSpecs"][0]["spec"]["containers"]
+                   if c["name"] == "model"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    params = {p["name"]: p["value"] for p in predictor["graph"]["children"][0]["parameters"]}
+    return {"class": env["MODEL_NAME"], **params}
 
 
 def test_a_malformed_manifest_is_caught_without_a_cluster(crd_schema):

@@ -5,6 +5,7 @@ and a missing number is logged as null."""
 import json
 
 import numpy as np
+import pytest
 import xgboost as xgb
 
 from lakeloop.deployment.seldon.errors import RequestError
@@ -121,3 +122,62 @@ def test_native_calls_answer_exactly_what_xgboosts_wrapper_answers():
     assert np.array_equal(native.contributions(np.asfortranarray(x[:3])),
                           native.contributions(x[:3]))
     assert np.array_equal(native.predict(np.asfortranarray(x[:3])), native.predict(x[:3]))
+
+
+def test_the_onnx_runtime_answers_what_the_booster_answers_and_checks_requests_alike(tmp_path):
+    """OnnxModel scores the version's ONNX export with ONNX Runtime; missing values, the
+    request checks and the log behave as XGBoostModel's, and the probabilities agree within
+    the parity gate's default tolerance."""
+    from lakeloop.deployment.seldon.model import OnnxModel
+    from lakeloop.training.onnx_export import to_onnx
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2_000, 3))
+    x[rng.random(x.shape) < 0.1] = np.nan  # missing values take each tree's default branch
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 4},
+                        xgb.DMatrix(x, label=(np.nan_to_num(x[:, 0]) + x[:, 1] > 0)),
+                        num_boost_round=30)
+    booster.save_model(tmp_path / "model.ubj")
+    (tmp_path / "model.onnx").write_bytes(to_onnx(booster, 3))
+    names = ["a", "b", "c"]
+    args = (json.dumps(names), 0.5, "m", "4")
+    native = XGBoostModel(str(tmp_path / "model.ubj"), *args, log_dir=str(tmp_path / "x"))
+    onnx = OnnxModel(str(tmp_path / "model.ubj"), str(tmp_path / "model.onnx"), *args,
+                     log_dir=str(tmp_path / "o"))
+    with pytest.raises(RequestError) as unloaded:  # not ready before its session exists
+        onnx.health_status()
+    assert unloaded.value.status_code == 503
+    native.load()
+    onnx.load()
+    rows = [[None if np.isnan(v) else float(v) for v in row] for row in x[:500]]
+    body = {"data": {"names": names, "ndarray": rows}}
+    want = np.array(native.predict_raw(body)["data"]["ndarray"])
+    got = np.array(onnx.predict_raw(body)["data"]["ndarray"])
+    assert np.max(np.abs(got[:, 0] - want[:, 0])) <= 1e-5
+    assert np.mean(got[:, 1] == want[:, 1]) >= 0.998  # a decision flips only at the threshold
+    assert onnx.init_metadata()["platform"] == "onnx"
+    with pytest.raises(RequestError) as refused:
+        onnx.predict_raw({"data": {"names": ["a", "b"], "ndarray": [[1.0, 2.0]]}})
+    assert refused.value.status_code == 400 and "missing feature(s): c" in refused.value.message
+    records = [json.loads(line) for path in (tmp_path / "o").glob("ds=*/*.jsonl")
+               for line in complete_lines(path)]
+    assert [r["status"] for r in records] == [200] * 500 + [400]
+    explained = onnx.predict_raw({**body, "meta": {"tags": {"explain": 1}}})
+    assert len(explained["meta"]["tags"]["reasons"]) == 500  # reasons from the booster
+
+
+def test_an_onnx_export_of_another_shape_is_refused_at_load(tmp_path):
+    from lakeloop.deployment.seldon.model import OnnxModel
+    from lakeloop.training.onnx_export import to_onnx
+
+    x = np.random.default_rng(0).random((200, 3))
+    three = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=x[:, 0] > 0.5),
+                      num_boost_round=3)
+    three.save_model(tmp_path / "model.ubj")
+    two = xgb.train({"objective": "binary:logistic"},
+                    xgb.DMatrix(x[:, :2], label=x[:, 0] > 0.5), num_boost_round=3)
+    (tmp_path / "model.onnx").write_bytes(to_onnx(two, 2))
+    model = OnnxModel(str(tmp_path / "model.ubj"), str(tmp_path / "model.onnx"),
+                      json.dumps(["a", "b", "c"]), 0.5, "m", "1")
+    with pytest.raises(ValueError, match="takes 2 columns, the encoding makes 3"):
+        model.load()

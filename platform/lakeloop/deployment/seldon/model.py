@@ -1,4 +1,6 @@
-"""The model microservice: an XGBoost model (UBJ) behind seldon-core's REST protocol.
+"""The model microservice: an XGBoost model (UBJ) behind seldon-core's REST protocol, scored
+by XGBoost (``XGBoostModel``) or by ONNX Runtime on the version's ONNX export (``OnnxModel``,
+the artifact the parity gate proved equal to the booster).
 
 Request: ``{"data": {"names": [...], "ndarray": [[...], ...]}, "meta": {"tags": {...}}}`` or
 ``{"jsonData": {"features": {name: value}}}``. Response: ``probability`` and ``prediction``
@@ -165,6 +167,8 @@ class XGBoostModel:
     """seldon-core MODEL component. ``__init__`` only stores parameters: gunicorn forks after
     it, and XGBoost's OpenMP pool deadlocks in a forked child, so the model loads in load()."""
 
+    platform = "xgboost"
+
     def __init__(self, model_path: str, features: str, threshold: float, model_name: str,
                  model_version: str, log_dir: str = "", nthread: int = 1,
                  instance_id: str = "", predictor: str = "", encoding: str = "",
@@ -210,6 +214,11 @@ class XGBoostModel:
         if self.log_dir:
             self.log = RequestLog(self.log_dir, f"{self.model_name}-v{self.model_version}")
 
+    def probabilities(self, matrix):
+        """The positive class's probability of each encoded row."""
+        assert self.native is not None, "load() runs before any request"
+        return self.native.predict(matrix)
+
     def health_status(self):
         if self.booster is None:
             raise RequestError("model not loaded yet", "NOT_READY", status_code=503)
@@ -226,7 +235,7 @@ class XGBoostModel:
         return {
             "name": self.model_name,
             "versions": [self.model_version],
-            "platform": "xgboost",
+            "platform": self.platform,
             "inputs": [{"messagetype": "ndarray", "schema": {"names": self.features}}],
             "outputs": [{"messagetype": "ndarray", "schema": {"names": OUTPUT_NAMES}}],
         }
@@ -249,7 +258,7 @@ class XGBoostModel:
             if self.native is None or self.explainer is None:
                 raise RequestError("model not loaded yet", "NOT_READY", status_code=503)
             wanted = reasons_wanted(tags, len(self.features))
-            p = self.native.predict(matrix)
+            p = self.probabilities(matrix)
             explained = self.explainer(matrix, wanted) if wanted else None
         except RequestError as exc:
             self._record(puid, tags, None, None, exc.status_code, exc.message, started)
@@ -298,3 +307,51 @@ class XGBoostModel:
                 "reasons": (json.dumps(explained[i]["top"]) if explained is not None
                             else None),
             })
+
+
+class OnnxModel(XGBoostModel):
+    """The same component scoring with ONNX Runtime on ``onnx_path``, the version's ONNX
+    export (logged only once the parity gate proved it equal to the booster). Requests are
+    checked, answered and logged exactly as XGBoostModel does; reasons, when a request asks
+    for them, still come from the booster's SHAP contributions (an ONNX tree ensemble has
+    no such output), so the booster is loaded too."""
+
+    platform = "onnx"
+
+    def __init__(self, model_path: str, onnx_path: str, *args, **kwargs):
+        super().__init__(model_path, *args, **kwargs)
+        self.onnx_path = onnx_path
+        self.session = None
+        self.input = self.output = ""
+
+    def load(self):
+        import onnxruntime as ort
+
+        super().load()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.nthread
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(self.onnx_path, options,
+                                       providers=["CPUExecutionProvider"])
+        [inputs] = session.get_inputs()
+        columns = len(self.encoding.columns)
+        if inputs.shape[-1] != columns:
+            raise ValueError(f"{self.onnx_path} takes {inputs.shape[-1]} columns, the "
+                             f"encoding makes {columns}")
+        self.input = inputs.name
+        # the exporter's outputs: the label, then each class's probability
+        self.output = session.get_outputs()[1].name
+        self.session = session
+
+    def health_status(self):
+        if self.session is None:
+            raise RequestError("model not loaded yet", "NOT_READY", status_code=503)
+        return super().health_status()
+
+    def probabilities(self, matrix):
+        import numpy as np
+
+        if self.session is None:
+            raise RequestError("model not loaded yet", "NOT_READY", status_code=503)
+        [out] = self.session.run([self.output], {self.input: matrix.astype(np.float32, copy=False)})
+        return np.asarray(out)[:, 1]
