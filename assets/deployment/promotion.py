@@ -6,14 +6,14 @@ import dagster as dg
 from assets.training.model import candidate_version
 from lakeloop import keys
 from lakeloop.catalog import code_reference
-from lakeloop.deployment import approvals, promotion
+from lakeloop.deployment import approvals, images, promotion
 from lakeloop.deployment import champion as champion_lib
 from lakeloop.deployment.runtime import Runtime
 from lakeloop.deployment.serving import ServingResource
 from lakeloop.features.store import FeastResource
 from lakeloop.governance import notices, record
 from lakeloop.lakehouse.tables import LakehouseResource
-from lakeloop.tracking import MlflowResource
+from lakeloop.tracking import CHALLENGER, MlflowResource
 from lakeloop.usecase import UseCase
 
 
@@ -59,6 +59,8 @@ def build(use_case: UseCase) -> list:
     model_key = keys.key(use_case, keys.TRAINING, "candidate_model")
     challenger_key = keys.key(use_case, keys.DEPLOYMENT, "challenger")
     champion_key = keys.key(use_case, keys.DEPLOYMENT, "champion")
+    image_key = keys.key(use_case, keys.DEPLOYMENT, "serving_image")
+    per_version = use_case.serving.image == "per_version"
     approval = approval_spec(use_case)
 
     @dg.asset(
@@ -93,12 +95,43 @@ def build(use_case: UseCase) -> list:
         })
 
     @dg.asset(
+        key=image_key,
+        description="The challenger's own serving image: the shared serving image with its "
+        "model files baked in, tagged with the model and version and labelled (OCI) with its "
+        "MLflow run, data versions and commit; pushed when LAKELOOP_IMAGE_REGISTRY is set.",
+        deps=[challenger_key],
+        **keys.common(use_case, keys.DEPLOYMENT, "mlflow", "seldon"),
+    )
+    def serving_image(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+                      serving: ServingResource) -> dg.MaterializeResult:
+        challenger = mlflow.version_by_alias(use_case.name, CHALLENGER)
+        if challenger is None:
+            raise dg.Failure(f"{use_case.name} has no challenger to build an image for: "
+                             "materialize its challenger asset first")
+        version = str(challenger.version)
+        try:
+            built = images.build_version_image(mlflow, serving, use_case, version)
+        except images.ImageError as exc:
+            raise dg.Failure(str(exc)) from None
+        context.log.info(f"built {built.ref} in {built.seconds:.0f}s")
+        table = "\n".join(["| label | value |", "|---|---|"]
+                          + [f"| {k} | {v} |" for k, v in sorted(built.labels.items())])
+        return dg.MaterializeResult(metadata={
+            "image": dg.MetadataValue.text(built.ref),
+            "image_id": dg.MetadataValue.text(built.image_id),
+            "model_version": dg.MetadataValue.int(int(version)),
+            "pushed": dg.MetadataValue.bool(built.pushed),
+            "build_seconds": dg.MetadataValue.float(round(built.seconds, 1)),
+            "labels": dg.MetadataValue.md(table),
+        })
+
+    @dg.asset(
         key=champion_key,
         description="The challenger rolled out on the live graph; it becomes champion only if "
         "every rollout check passes.\n\nSmoke, latency and shadow checks, then a canary (or "
         "shadow, or A/B) split of replayed traffic, after a recorded approval when the use "
         "case is sensitive; any failure puts the endpoint back on the champion alone.",
-        deps=[challenger_key, approval.key],
+        deps=[challenger_key, approval.key, *([image_key] if per_version else [])],
         **keys.common(use_case, keys.DEPLOYMENT, "mlflow", "seldon"),
     )
     def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource,
@@ -121,4 +154,4 @@ def build(use_case: UseCase) -> list:
             raise dg.Failure(str(exc), metadata=rollout_metadata(exc)) from None
         return dg.MaterializeResult(metadata=promotion_metadata(done))
 
-    return [approval, challenger, champion]
+    return [approval, challenger, *([serving_image] if per_version else []), champion]

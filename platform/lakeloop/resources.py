@@ -59,6 +59,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         kubernetes=settings.serving == "kubernetes",
         namespace=settings.serving_namespace,
         image=settings.serving_image,
+        image_registry=settings.image_registry,
+        image_builder=settings.image_builder,
         cluster_gateway_url=settings.serving_gateway_url,
         **feature_server,
     )

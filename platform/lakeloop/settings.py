@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     serving_namespace: str = "lakeloop"
     serving_gateway_url: str = ""
     serving_image: str = "lakeloop/serving:0.1.0"
+    # serving.image: per_version: where the images built per model version are pushed
+    # (host[:port][/path]; empty: kept where they were built), and what builds them
+    # (buildah, podman or docker; empty: the first on PATH).
+    image_registry: str = ""
+    image_builder: str = ""
     feature_server_url: str = ""
     image: str = "lakeloop/user-code:0.1.0"
     reports_url: str = "http://127.0.0.1:8765"

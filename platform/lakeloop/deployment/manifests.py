@@ -58,6 +58,7 @@ class ManifestPredictor:
     encoding: str = ""  # the model's encoding (JSON); empty: every feature is a number
     reason_codes: str = ""  # the use case's reason texts (JSON); empty: feature names
     runtime: str = "xgboost"  # what scores: a key of MODEL_CLASSES
+    image: str = ""  # the version's own image, its model baked in; empty: the shared one
 
 
 COMPONENTS = {"transformer": (TRANSFORMER_CLASS, "TRANSFORMER"), "model": (MODEL_CLASS, "MODEL")}
@@ -102,10 +103,13 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
         raise ValueError(f"runtime must be one of {', '.join(MODEL_CLASSES)}, not "
                          f"{p.runtime!r}")
     # The storage initializer puts the registered model's directory at /mnt/models: the
-    # booster, and the ONNX export the parity gate added beside it.
-    onnx = {"onnx_path": "/mnt/models/model.onnx"} if p.runtime == "onnx" else {}
+    # booster, and the ONNX export the parity gate added beside it. A per-version image
+    # carries both at /models instead, and no storage is read.
+    files = "/models" if p.image else "/mnt/models"
+    onnx = {"onnx_path": f"{files}/model.onnx"} if p.runtime == "onnx" else {}
+    image = p.image or image
     model_params = seldon_parameters({
-        "model_path": "/mnt/models/model.ubj",
+        "model_path": f"{files}/model.ubj",
         **onnx,
         "features": json.dumps(p.features),
         "encoding": p.encoding,
@@ -147,8 +151,9 @@ def _predictor(p: ManifestPredictor, *, image: str, model_name: str, entity_key:
                 "name": "model",
                 "type": "MODEL",
                 "endpoint": {"type": "REST"},
-                "modelUri": f"models:/{model_name}/{p.model_version}",
-                "envSecretRefName": "lakeloop-model-storage",
+                **({} if p.image else {
+                    "modelUri": f"models:/{model_name}/{p.model_version}",
+                    "envSecretRefName": "lakeloop-model-storage"}),
                 "parameters": model_params,
                 "children": [],
             }],

@@ -259,7 +259,8 @@ def render(rt: Runtime, rollout: str, champion: str, challenger: str | None = No
         return ManifestPredictor(role, version, config["features"], config["threshold"],
                                  config["feature_service"], traffic, shadow,
                                  config["encoding"].to_json(),
-                                 reason_codes_json(rt.use_case), runtime)
+                                 reason_codes_json(rt.use_case), runtime,
+                                 version_image(rt, version))
 
     if rollout == "champion" or challenger is None:
         predictors = [predictor(champion, CHAMPION, 100)]
@@ -279,6 +280,23 @@ def render(rt: Runtime, rollout: str, champion: str, challenger: str | None = No
         rollout=rollout, replicas=rt.use_case.serving.replicas,
         data_claim=rt.serving.cluster_data_claim, data_mount=rt.serving.cluster_data_mount,
         schema=request_schema(rt.use_case))
+
+
+def version_image(rt: Runtime, version: str) -> str:
+    """The image a version's pods run: its own (serving.image: per_version, built by the
+    serving_image asset and recorded on the version), or "" for the shared serving image."""
+    if rt.use_case.serving.image != "per_version":
+        return ""
+    from lakeloop.deployment.images import IMAGE_TAG
+
+    tags = rt.mlflow.client().get_model_version(rt.use_case.name, version).tags
+    if not tags.get(IMAGE_TAG):
+        asset = keys.key(rt.use_case, keys.DEPLOYMENT, "serving_image").to_user_string()
+        raise ServingError(
+            f"{rt.use_case.name} v{version} has no image of its own, and serving.image is "
+            f"per_version: materialize {asset} while it is the challenger (or set "
+            "serving.image: shared)")
+    return json.loads(tags[IMAGE_TAG])["ref"]
 
 
 def load_booster(mlflow: MlflowResource, name: str, version: str):

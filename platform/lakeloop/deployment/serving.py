@@ -52,6 +52,10 @@ class ServingResource(dg.ConfigurableResource):
     state_dir: str
     workers: int = 1
     image: str = SERVING_IMAGE
+    # Images per model version (serving.image: per_version): pushed here when set, built
+    # by this tool (empty: the first of buildah, podman, docker on PATH).
+    image_registry: str = ""
+    image_builder: str = ""
     namespace: str = "lakeloop"
     # Where serving pods mount the shared data volume (the request log goes there, where
     # the inference_log asset reads it): the same path as the run pods' data root.

@@ -105,6 +105,10 @@ class Serving(_Strict):
     # What scores online requests: XGBoost on the booster (UBJ), or ONNX Runtime on the
     # version's ONNX export, which exists only once the parity gate proved it equal.
     runtime: Literal["xgboost", "onnx"] = "xgboost"
+    # On the cluster: every version in the one shared serving image, its model fetched from
+    # the registry at start (shared), or an image per version with the model baked in and
+    # labelled with its run and data (per_version; the serving_image asset builds it).
+    image: Literal["shared", "per_version"] = "shared"
 
     @property
     def online(self) -> bool:

@@ -26,9 +26,9 @@ CRD = PROJECT_ROOT / ".cache" / "crds" / "machinelearning.seldon.io_seldondeploy
 FEATURES = ["income", "loan_amount"]
 
 
-def _predictor(role, version, traffic=100, shadow=False, runtime="xgboost"):
+def _predictor(role, version, traffic=100, shadow=False, runtime="xgboost", image=""):
     return ManifestPredictor(role, version, FEATURES, 0.3, "credit_risk_v1", traffic, shadow,
-                             runtime=runtime)
+                             runtime=runtime, image=image)
 
 
 def _render(rollout, predictors):
@@ -50,6 +50,10 @@ MANIFESTS = {
     # serving.runtime: onnx, on the challenger only (a use case switching runtimes)
     "onnx": lambda: _render("canary", [_predictor("champion", "3", 90),
                                        _predictor("challenger", "4", 10, runtime="onnx")]),
+    # serving.image: per_version: each predictor's pods run its version's own image
+    "per_version": lambda: _render("canary", [
+        _predictor("champion", "3", 90, image="localhost/lakeloop-model-credit-risk:v3"),
+        _predictor("challenger", "4", 10, image="localhost/lakeloop-model-credit-risk:v4")]),
 }
 
 
@@ -95,7 +99,10 @@ def test_manifests_are_valid_seldon_deployments_and_pod_specs(crd_schema, rollou
             assert set(container["resources"]) == {"requests", "limits"}
         graph = predictor["graph"]
         assert (graph["type"], graph["children"][0]["type"]) == ("TRANSFORMER", "MODEL")
-        assert graph["children"][0]["modelUri"].startswith("models:/credit_risk/")
+        if rollout == "per_version":  # the model is in the image: no storage to read
+            assert "modelUri" not in graph["children"][0]
+        else:
+            assert graph["children"][0]["modelUri"].startswith("models:/credit_risk/")
     metadata = _round_trip("V1ObjectMeta", manifest["metadata"])
     assert metadata == manifest["metadata"]
     if rollout == "canary":
@@ -107,8 +114,9 @@ def test_manifests_are_valid_seldon_deployments_and_pod_specs(crd_schema, rollou
                  else "XGBoostModel") for p in predictors]
     assert [m["class"].rsplit(".", 1)[1] for m in models] == runtimes
     for model, runtime in zip(models, runtimes, strict=True):
-        assert model["model_path"] == "/mnt/models/model.ubj"
-        assert model.get("onnx_path") == ("/mnt/models/model.onnx"
+        files = "/models" if rollout == "per_version" else "/mnt/models"
+        assert model["model_path"] == f"{files}/model.ubj"
+        assert model.get("onnx_path") == (f"{files}/model.onnx"
                                           if runtime == "OnnxModel" else None)
 
 
