@@ -13,7 +13,7 @@ from lakeloop.deployment.serving import ServingResource
 from lakeloop.features.store import FeastResource
 from lakeloop.governance import notices, record
 from lakeloop.lakehouse.tables import LakehouseResource
-from lakeloop.tracking import CHALLENGER, MlflowResource
+from lakeloop.tracking import CHALLENGER, CHAMPION, MlflowResource
 from lakeloop.usecase import UseCase
 
 
@@ -98,7 +98,8 @@ def build(use_case: UseCase) -> list:
         key=image_key,
         description="The challenger's own serving image: the shared serving image with its "
         "model files baked in, tagged with the model and version and labelled (OCI) with its "
-        "MLflow run, data versions and commit; pushed when LAKELOOP_IMAGE_REGISTRY is set.",
+        "MLflow run, data versions and commit; pushed when LAKELOOP_IMAGE_REGISTRY is set. "
+        "The champion's too, when it has none yet (the canary runs both).",
         deps=[challenger_key],
         **keys.common(use_case, keys.DEPLOYMENT, "mlflow", "seldon"),
     )
@@ -109,11 +110,19 @@ def build(use_case: UseCase) -> list:
             raise dg.Failure(f"{use_case.name} has no challenger to build an image for: "
                              "materialize its challenger asset first")
         version = str(challenger.version)
+        # The champion the canary splits traffic with needs its own image too: one promoted
+        # before per_version was set has none yet.
+        champion_now = mlflow.version_by_alias(use_case.name, CHAMPION)
+        versions = [version] + ([str(champion_now.version)] if champion_now is not None
+                                and not champion_now.tags.get(images.IMAGE_TAG) else [])
         try:
-            built = images.build_version_image(mlflow, serving, use_case, version)
+            all_built = [images.build_version_image(mlflow, serving, use_case, v)
+                         for v in versions]
         except images.ImageError as exc:
             raise dg.Failure(str(exc)) from None
-        context.log.info(f"built {built.ref} in {built.seconds:.0f}s")
+        for one in all_built:
+            context.log.info(f"built {one.ref} in {one.seconds:.0f}s")
+        built = all_built[0]
         table = "\n".join(["| label | value |", "|---|---|"]
                           + [f"| {k} | {v} |" for k, v in sorted(built.labels.items())])
         return dg.MaterializeResult(metadata={
@@ -122,6 +131,8 @@ def build(use_case: UseCase) -> list:
             "model_version": dg.MetadataValue.int(int(version)),
             "pushed": dg.MetadataValue.bool(built.pushed),
             "build_seconds": dg.MetadataValue.float(round(built.seconds, 1)),
+            "also_built": dg.MetadataValue.text(", ".join(b.ref for b in all_built[1:])
+                                                or "nothing else"),
             "labels": dg.MetadataValue.md(table),
         })
 

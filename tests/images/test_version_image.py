@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import json
 
+import dagster as dg
 import numpy as np
 import pytest
 import requests
 import xgboost as xgb
 
+from assets.deployment import promotion
+from lakeloop import keys
 from lakeloop.deployment import images
 from lakeloop.deployment.manifests import MODEL_CLASSES, seldon_parameters
 from lakeloop.deployment.serving import ServingResource
 from lakeloop.settings import BUILTIN_USE_CASES
-from lakeloop.tracking import MlflowResource
+from lakeloop.tracking import CHALLENGER, MlflowResource
 from lakeloop.training.onnx_export import to_onnx
 from lakeloop.usecase import load_use_case
 from tests.images.conftest import SERVING, _buildah, entrypoint, serving
@@ -54,11 +57,22 @@ def test_a_version_image_answers_with_the_model_baked_into_it(tmp_path):
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 3},
                         xgb.DMatrix(x, label=x[:, 0] > 0.4), num_boost_round=6)
     mlflow, version = _register(tmp_path, booster)
-    use_case = load_use_case(BUILTIN_USE_CASES / "credit_risk.yaml")
+    mlflow.client().set_registered_model_alias("credit_risk", CHALLENGER, version)
+    base = load_use_case(BUILTIN_USE_CASES / "credit_risk.yaml")
+    use_case = base.model_copy(update={"serving": base.serving.model_copy(
+        update={"image": "per_version"})})
     resource = ServingResource(python="python", state_dir=str(tmp_path), image=SERVING,
                                image_builder="buildah")
-    built = images.build_version_image(mlflow, resource, use_case, version)
+    [asset] = [a for a in promotion.build(use_case) if isinstance(a, dg.AssetsDefinition)
+               and a.key == keys.key(use_case, keys.DEPLOYMENT, "serving_image")]
+    result = dg.materialize([asset], resources={"mlflow": mlflow, "serving": resource},
+                            instance=dg.DagsterInstance.ephemeral())
+    [done] = result.asset_materializations_for_node(asset.op.name)
+    built = images.Built(done.metadata["image"].value, done.metadata["image_id"].value, {},
+                         0.0, done.metadata["pushed"].value)
     try:
+        assert done.metadata["model_version"].value == int(version)
+        assert "io.lakeloop.mlflow.run_id" in done.metadata["labels"].value
         assert built.ref == f"localhost/lakeloop-model-credit-risk:v{version}"
         assert not built.pushed  # no registry configured: nothing leaves the machine
         image_id, labels = images.inspect(built.ref, "buildah")

@@ -294,8 +294,8 @@ def version_image(rt: Runtime, version: str) -> str:
         asset = keys.key(rt.use_case, keys.DEPLOYMENT, "serving_image").to_user_string()
         raise ServingError(
             f"{rt.use_case.name} v{version} has no image of its own, and serving.image is "
-            f"per_version: materialize {asset} while it is the challenger (or set "
-            "serving.image: shared)")
+            f"per_version: materialize {asset}, which builds the challenger's image and the "
+            "champion's when it has none (or set serving.image: shared)")
     return json.loads(tags[IMAGE_TAG])["ref"]
 
 

@@ -5,6 +5,7 @@ points at it, and where the asset sits in the graph. tests/images builds and run
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import dagster as dg
 import pytest
@@ -119,3 +120,34 @@ def test_the_serving_image_asset_sits_between_challenger_and_champion(tmp_path):
     assert deployment("serving_image") in graph.get(deployment("champion")).parent_keys
     assert "LAKELOOP_IMAGE_REGISTRY" in (image.description or "")
     assert deployment("serving_image") not in shared.resolve_asset_graph().get_all_asset_keys()
+
+
+@pytest.mark.integration
+def test_a_version_without_its_image_is_refused_before_anything_is_applied(materialized):
+    """Rendering for the cluster looks the image up on the model version (the session's
+    registry): none yet is a clear error naming the asset that builds it."""
+    from lakeloop.deployment.runtime import Runtime, version_image
+    from lakeloop.deployment.serving import ServingError
+    from lakeloop.tracking import CHAMPION
+    from lakeloop.usecase import load_use_cases
+
+    base = load_use_cases(materialized.settings.use_case_dirs)[0]
+    per_version = base.model_copy(update={"serving": base.serving.model_copy(
+        update={"image": "per_version"})})
+    r = materialized.resources
+    rt = Runtime(per_version, r["serving"], r["mlflow"], r["lakehouse"], r["feast"])
+    version = str(r["mlflow"].version_by_alias(base.name, CHAMPION).version)
+    with pytest.raises(ServingError, match=rf"credit_risk v{version} has no image of its "
+                                           r"own.*materialize credit_risk/deployment/"
+                                           r"serving_image"):
+        version_image(rt, version)
+    client = r["mlflow"].client()
+    ref = f"localhost/lakeloop-model-credit-risk:v{version}"
+    client.set_model_version_tag(base.name, version, images.IMAGE_TAG, json.dumps(
+        {"ref": ref, "image_id": "x", "pushed": False}))
+    try:
+        assert version_image(rt, version) == ref
+        shared = Runtime(base, r["serving"], r["mlflow"], r["lakehouse"], r["feast"])
+        assert version_image(shared, version) == ""  # the shared image: nothing to look up
+    finally:
+        client.delete_model_version_tag(base.name, version, images.IMAGE_TAG)
