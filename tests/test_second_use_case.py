@@ -164,6 +164,35 @@ def test_the_endpoint_validates_categories(loop):
         direct.json()["status"]["info"]
 
 
+def test_the_onnx_runtime_answers_census_rows_as_the_booster_does(loop):
+    """The use case serves with ONNX Runtime: its categorical features one-hot encoded as in
+    training, the export scores real census rows as the registered booster does."""
+    import numpy as np
+
+    from lakeloop.deployment.runtime import load_booster
+
+    uc = loop.uc
+    assert uc.serving.runtime == "onnx"
+    deployment = loop.mats("seldon_deployment")[-1].metadata
+    model_url = deployment["model_endpoint"].value
+    metadata = requests.get(model_url.replace("/predictions", "/metadata"), timeout=10)
+    assert metadata.json()["platform"] == "onnx"
+    names = list(uc.feature_names)
+    rows = [[39, "State-gov", "Bachelors", 13, "Never-married", "Adm-clerical",
+             "Not-in-family", 2174, 0, "United-States", 40],
+            [50, "Self-emp-not-inc", "Bachelors", 13, "Married-civ-spouse", "Exec-managerial",
+             "Husband", 0, 0, "United-States", 13],
+            [38, None, "HS-grad", 9, "Divorced", None, "Not-in-family", 0, 0, None, 40]]
+    answer = requests.post(model_url, json={"data": {"names": names, "ndarray": rows}},
+                           timeout=10)
+    assert answer.status_code == 200, answer.text
+    got = np.array([p for p, _ in answer.json()["data"]["ndarray"]])
+    version = str(deployment["model_version"].value)
+    booster, config = load_booster(loop.defs.resources["mlflow"], uc.name, version)
+    want = booster.inplace_predict(config["encoding"].encode_rows(rows))
+    assert np.max(np.abs(got - want)) <= uc.gates.onnx_max_abs_diff, (got, want)
+
+
 def test_reasons_and_the_trace_work_on_census_data(loop):
     """A use case without reason texts gets its feature names as reasons (a categorical
     feature's columns summed into one), and a census prediction traces back to its data."""

@@ -108,7 +108,7 @@ def test_the_serving_image_asset_sits_between_challenger_and_champion(tmp_path):
     shared = build_definitions(settings_for(tmp_path, write_use_case(
         tmp_path / "shared", free_port_pair()).parent))
     path = write_use_case(tmp_path / "per_version", free_port_pair(),
-                          **{r"^  mode: online$": "  mode: online\n  image: per_version"})
+                          **{r"^  image: shared$": "  image: per_version"})
     defs = build_definitions(settings_for(tmp_path, path.parent))
     graph = defs.resolve_asset_graph()
 
