@@ -45,6 +45,7 @@ bench: setup
 lint: setup
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy
+	@$(PY) bench/report.py --check
 
 stop:
 	@.venv/bin/lakeloop serve --stop
