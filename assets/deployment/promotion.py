@@ -105,16 +105,13 @@ def build(use_case: UseCase) -> list:
     )
     def serving_image(context: dg.AssetExecutionContext, mlflow: MlflowResource,
                       serving: ServingResource) -> dg.MaterializeResult:
-        challenger = mlflow.version_by_alias(use_case.name, CHALLENGER)
-        if challenger is None:
+        versions = images.versions_to_build(
+            mlflow.version_by_alias(use_case.name, CHALLENGER),
+            mlflow.version_by_alias(use_case.name, CHAMPION))
+        if not versions:
             raise dg.Failure(f"{use_case.name} has no challenger to build an image for: "
                              "materialize its challenger asset first")
-        version = str(challenger.version)
-        # The champion the canary splits traffic with needs its own image too: one promoted
-        # before per_version was set has none yet.
-        champion_now = mlflow.version_by_alias(use_case.name, CHAMPION)
-        versions = [version] + ([str(champion_now.version)] if champion_now is not None
-                                and not champion_now.tags.get(images.IMAGE_TAG) else [])
+        version = versions[0]
         try:
             all_built = [images.build_version_image(mlflow, serving, use_case, v)
                          for v in versions]

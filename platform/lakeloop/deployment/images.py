@@ -161,6 +161,19 @@ def inspect(ref: str, tool: str = "") -> tuple[str, dict[str, str]]:
     return str(record.get("Id", "")), dict(record.get("Config", {}).get("Labels") or {})
 
 
+def versions_to_build(challenger, champion) -> list[str]:
+    """The challenger's version, and the champion's when it has no image yet (the canary
+    renders both predictors; one promoted before per_version was set has none) and is not
+    the same version. Both: registry model versions, or None."""
+    if challenger is None:
+        return []
+    out = [str(challenger.version)]
+    if champion is not None and str(champion.version) not in out \
+            and not champion.tags.get(IMAGE_TAG):
+        out.append(str(champion.version))
+    return out
+
+
 def build_version_image(mlflow, serving, use_case, version: str) -> Built:
     """Build (and push, with a registry) ``version``'s image from the registered model's
     files, and record it on the version, where rendering a SeldonDeployment finds it."""

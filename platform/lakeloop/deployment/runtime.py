@@ -133,8 +133,7 @@ def onnx_export(use_case: UseCase, version: str, model_dir: Path) -> Path:
     return path
 
 
-def model_params(use_case: UseCase, version: str, model_dir: Path, config: dict
-                 ) -> tuple[str, dict]:
+def model_params(use_case: UseCase, version: str, model_dir: Path) -> tuple[str, dict]:
     """The model component's class for the use case's runtime, and its parameters."""
     runtime = use_case.serving.runtime
     onnx = ({"onnx_path": str(onnx_export(use_case, version, model_dir))}
@@ -156,7 +155,7 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     port = use_case.serving.port + OFFSETS[role]
     log_dir = str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests")))
     model_name = component_name(use_case, role, "model")
-    component, files = model_params(use_case, version, model_dir, config)
+    component, files = model_params(use_case, version, model_dir)
     model = rt.serving.start(model_name, component, {
         **files,
         "features": json.dumps(config["features"]),

@@ -35,6 +35,16 @@ from lakeloop.usecase import load_use_case
 UC = load_use_case(BUILTIN_USE_CASES / "credit_risk.yaml")
 
 
+def _answer(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
+    """A JSON answer from one of the fake servers below."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 @dataclass
 class FakeGraph:
     """One predictor's graph: transform-input passes the request on, predict scores it."""
@@ -59,12 +69,7 @@ class FakeGraph:
                     body = {"data": {"ndarray": [[p, int(p >= 0.5)]]}, "meta": body["meta"]}
                 elif self.path == "/predict":
                     body = {"status": {"code": graph.status, "info": "broken"}}
-                answer = json.dumps(body).encode()
-                self.send_response(graph.status if self.path == "/predict" else 200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                _answer(self, graph.status if self.path == "/predict" else 200, body)
 
             def log_message(self, *args):
                 pass
@@ -280,12 +285,7 @@ class FakeExecutor:
                     "status": {"code": -1, "info": "challenger: model did not answer "
                                "(ReadTimeout)", "reason": "UPSTREAM_UNAVAILABLE"}}
                 answer["meta"] = {"tags": {"predictor": predictor}}
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _answer(self, status, answer)
 
             def log_message(self, *args):
                 pass

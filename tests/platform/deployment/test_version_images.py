@@ -151,3 +151,15 @@ def test_a_version_without_its_image_is_refused_before_anything_is_applied(mater
         assert version_image(shared, version) == ""  # the shared image: nothing to look up
     finally:
         client.delete_model_version_tag(base.name, version, images.IMAGE_TAG)
+
+
+def test_the_champion_gets_an_image_only_when_it_has_none_and_is_another_version():
+    from types import SimpleNamespace as V
+
+    tagged = {images.IMAGE_TAG: '{"ref": "x"}'}
+    assert images.versions_to_build(None, V(version=3, tags={})) == []
+    assert images.versions_to_build(V(version=4, tags={}), None) == ["4"]
+    assert images.versions_to_build(V(version=4, tags={}), V(version=3, tags={})) == ["4", "3"]
+    assert images.versions_to_build(V(version=4, tags={}), V(version=3, tags=tagged)) == ["4"]
+    # the first deployment: one version is both, and is built once
+    assert images.versions_to_build(V(version=2, tags={}), V(version=2, tags={})) == ["2"]
