@@ -41,6 +41,9 @@ def _use_case_file(directory: Path, port: int) -> Path:
                                    if columns[f]["type"] != "string"]
     for name in spec["features"]["request"]:
         columns[name].pop("allowed", None)
+    # reason codes only for the features this copy keeps
+    kept = {*spec["features"]["request"], *spec["features"]["entity"]["columns"]}
+    spec["reason_codes"] = {k: v for k, v in spec.get("reason_codes", {}).items() if k in kept}
     extra = [f"bureau_{i:02d}" for i in range(EXTRA_FEATURES)]
     for name in extra:
         columns[name] = {"type": "double"}

@@ -20,8 +20,12 @@ from lakeloop.training.explain import ShapImportance, figures, shap_importance
 from lakeloop.training.fairness import GroupFairness, fairness
 from lakeloop.usecase import UseCase
 
-SPLITS = ("train", "validation", "test")
+# The windows a candidate is judged on: rows no tree was fitted on. The training window is
+# never scored (its metrics would only say how well the trees remember it, and scoring its
+# rows cost as much as a fifth of the training).
+EVALUATED = ("validation", "test")
 INLINE = ("plots/roc.png", "plots/confusion_matrix.png")
+INLINE_WIDTH = 300  # pixels: the UI's thumbnails of the plots, cut from the one rendering
 
 
 class NotEnoughEvidence(ValueError):
@@ -85,8 +89,22 @@ def fairness_table(reports: list[GroupFairness]) -> str:
     return "\n".join(lines)
 
 
+def _thumbnail(png: bytes, width: int = INLINE_WIDTH) -> bytes:
+    """A smaller copy of a rendered PNG (no second rendering of the figure)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)),
+                                 Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 def _render(figs: dict) -> tuple[dict[str, bytes], dict[str, str]]:
-    """The figures as PNG files, and the few shown inline in the UI as base64."""
+    """The figures as PNG files, each rendered once, and the few shown inline in the UI as
+    base64 thumbnails of those files."""
     import matplotlib.pyplot as plt
 
     pngs, images = {}, {}
@@ -95,9 +113,7 @@ def _render(figs: dict) -> tuple[dict[str, bytes], dict[str, str]]:
         fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
         pngs[name] = buffer.getvalue()
         if name in INLINE:
-            small = io.BytesIO()
-            fig.savefig(small, format="png", dpi=60)
-            images[name] = base64.b64encode(small.getvalue()).decode()
+            images[name] = base64.b64encode(_thumbnail(pngs[name])).decode()
         plt.close(fig)
     return pngs, images
 
@@ -112,8 +128,8 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
     started = time.perf_counter()
     model = fit(session, data, resolved, encoding)
     seconds = {"train": time.perf_counter() - started, "load": data.load_seconds}
-    preds = {name: model.predict(getattr(split, name)) for name in SPLITS}
-    labels = {name: getattr(split, name)[LABEL].to_numpy() for name in SPLITS}
+    preds = {name: model.predict(getattr(split, name)) for name in EVALUATED}
+    labels = {name: getattr(split, name)[LABEL].to_numpy() for name in EVALUATED}
     evidence = {name: Evidence.of(values) for name, values in labels.items()}
     if evidence["validation"].positives == 0:
         raise NotEnoughEvidence(
@@ -124,7 +140,7 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
         labels["validation"], preds["validation"],
         min(gates.recall_min + use_case.model.threshold_margin, 1.0))
     metrics = {name: training.classification_metrics(labels[name], preds[name], threshold)
-               for name in SPLITS}
+               for name in EVALUATED}
     fair = fairness(split.test, preds["test"], labels["test"], threshold,
                     use_case.protected_attributes, min_group_rows=gates.fairness_min_group_rows,
                     min_group_positives=gates.fairness_min_group_positives)

@@ -1,4 +1,5 @@
-"""Fairness of a model's decisions across protected groups, disaggregated by fairlearn.
+"""Fairness of a model's decisions across protected groups, disaggregated as fairlearn's
+MetricFrame does (checked equal to it in the tests).
 
 The favourable decision is approval (a score below the threshold). Per protected attribute:
 the ratio of the lowest to the highest approval rate (the four-fifths rule) and the largest
@@ -48,31 +49,39 @@ class GroupFairness:
         return out
 
 
+def rates_by_group(groups: pd.Series, y: np.ndarray, flagged: np.ndarray) -> pd.DataFrame:
+    """Rows, positives, approval rate and true-positive rate per group (groups compared as
+    text, sorted), as fairlearn's ``MetricFrame(...).by_group`` disaggregates them, in one
+    vectorised group-by: MetricFrame calls a Python function per group and metric, which
+    took longer than the model's training on a million-row evaluation window. A test holds
+    the two equal."""
+    table = pd.DataFrame({"group": groups.astype(str).to_numpy(), "y": y, "flagged": flagged,
+                          "caught": flagged * (y == 1)})
+    sums = table.groupby("group", sort=True).agg(rows=("y", "size"), positives=("y", "sum"),
+                                                 flagged=("flagged", "sum"),
+                                                 caught=("caught", "sum"))
+    out = pd.DataFrame({
+        "rows": sums["rows"].astype(int),
+        "positives": sums["positives"].astype(int),
+        "approval_rate": 1.0 - sums["flagged"] / sums["rows"],
+        "tpr": (sums["caught"] / sums["positives"].where(sums["positives"] > 0)).astype(float),
+    })
+    out.index.name = groups.name
+    return out
+
+
 def fairness(frame: pd.DataFrame, p: np.ndarray, y: np.ndarray, threshold: float,
              attributes: tuple[str, ...] | list[str], min_group_rows: int = 100,
              min_group_positives: int = 50) -> list[GroupFairness]:
     """Approval-rate ratio (four-fifths rule) and true-positive-rate gap per attribute, with
-    the rates per group disaggregated by fairlearn's MetricFrame.
+    the rates per group (``rates_by_group``).
 
     The favourable decision is approval (p < threshold). Groups with fewer than
     ``min_group_rows`` rows (or, for the TPR gap, ``min_group_positives`` positives) are
     reported but not judged: their rates are mostly sampling noise.
     """
-    from fairlearn.metrics import MetricFrame, count
-
     flagged = (np.asarray(p) >= threshold).astype(int)
     y = np.asarray(y).astype(int)
-
-    def positives(y_true, _):
-        return int(np.sum(y_true == 1))
-
-    def approval_rate(_, y_pred):
-        return float(1 - np.mean(y_pred)) if len(y_pred) else float("nan")
-
-    def tpr(y_true, y_pred):
-        caught = y_true == 1
-        return float(np.mean(y_pred[caught])) if caught.any() else float("nan")
-
     out = []
     for attr in attributes:
         if len(y) == 0:  # nothing to disaggregate: no group, nothing judged
@@ -82,12 +91,7 @@ def fairness(frame: pd.DataFrame, p: np.ndarray, y: np.ndarray, threshold: float
                                                          "tpr_judged": bool}),
                                      None, None, min_group_rows, min_group_positives))
             continue
-        by_group = MetricFrame(
-            metrics={"rows": count, "positives": positives, "approval_rate": approval_rate,
-                     "tpr": tpr},
-            y_true=y, y_pred=flagged,
-            sensitive_features=pd.Series(frame[attr].astype(str).to_numpy(), name=attr),
-        ).by_group
+        by_group = rates_by_group(frame[attr], y, flagged)
         groups = by_group.astype({"rows": int, "positives": int, "approval_rate": float,
                                   "tpr": float})
         groups["rate_judged"] = groups["rows"] >= min_group_rows

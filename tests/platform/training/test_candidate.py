@@ -3,13 +3,18 @@ on the validation window, measured and judged on the newest window, explained.""
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from lakeloop.settings import BUILTIN_USE_CASES
 from lakeloop.training import fit as training
 from lakeloop.training.candidate import (
+    INLINE_WIDTH,
     Champion,
     NotEnoughEvidence,
     fairness_table,
@@ -58,7 +63,8 @@ def test_the_threshold_is_chosen_on_validation_and_measured_on_the_newest_window
     validation = candidate.metrics["validation"]
     target = min(UC.gates.recall_min + UC.model.threshold_margin, 1.0)
     assert validation["recall"] >= target  # chosen there, never on test
-    assert set(candidate.metrics) == {"train", "validation", "test"}
+    # judged on the windows no tree was fitted on; the training rows are never scored
+    assert set(candidate.metrics) == set(candidate.evidence) == {"validation", "test"}
     assert 0.5 < candidate.test["auc"] <= 1.0 and 0 < candidate.threshold < 1
     assert candidate.evidence["test"].positives > 0
     assert candidate.resolved["engine"] == "xgboost" and candidate.resolved["seed"] == 42
@@ -76,6 +82,12 @@ def test_every_blocking_gate_is_judged_with_its_reason(candidate):
 def test_the_candidate_is_explained(candidate):
     assert {"plots/roc.png", "plots/confusion_matrix.png"} <= set(candidate.pngs)
     assert all(png.startswith(b"\x89PNG") for png in candidate.pngs.values())
+    # the UI's inline images are thumbnails cut from the same renderings, never drawn twice
+    for name, encoded in candidate.images.items():
+        with Image.open(io.BytesIO(base64.b64decode(encoded))) as small, \
+                Image.open(io.BytesIO(candidate.pngs[name])) as full:
+            assert small.width == min(INLINE_WIDTH, full.width)
+            assert abs(small.height / small.width - full.height / full.width) < 0.02
     importance = candidate.shap[0] if isinstance(candidate.shap, tuple) else candidate.shap
     assert len(importance) == len(UC.feature_names)
     table = fairness_table(candidate.fairness)

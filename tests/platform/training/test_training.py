@@ -8,7 +8,7 @@ from lakeloop.evidence import Evidence
 from lakeloop.training import fit as training
 from lakeloop.training import gates
 from lakeloop.training.encoding import Encoding
-from lakeloop.training.fairness import fairness
+from lakeloop.training.fairness import fairness, rates_by_group
 from lakeloop.usecase import Gates
 from tests.support.gpu import gpu_present
 
@@ -159,3 +159,44 @@ def test_fairness_of_no_rows_judges_nothing():
     [report] = fairness(pd.DataFrame({"g": []}), np.array([]), np.array([]), 0.5,
                                  ["g"])
     assert report.approval_ratio is None and report.tpr_gap is None and report.unjudged() == []
+
+
+@pytest.mark.parametrize("rows", [40, 5_000, 400_000])
+def test_rates_by_group_equal_fairlearns_metric_frame(rows):
+    """The vectorised disaggregation answers what fairlearn's MetricFrame answers, group by
+    group, with a group holding no positive (TPR undefined), missing group values and a
+    group of one row."""
+    from fairlearn.metrics import MetricFrame, count
+
+    rng = np.random.default_rng(rows)
+    groups = pd.Series(rng.choice(["a", "b", "c", None], size=rows, p=[0.5, 0.3, 0.15, 0.05]),
+                       name="g")
+    groups.iloc[0] = "lonely"
+    y = (rng.random(rows) < 0.2).astype(int)
+    y[(groups == "c").to_numpy()] = 0
+    flagged = (rng.random(rows) < 0.3).astype(int)
+
+    def positives(y_true, _):
+        return int(np.sum(y_true == 1))
+
+    def approval_rate(_, y_pred):
+        return float(1 - np.mean(y_pred))
+
+    def tpr(y_true, y_pred):
+        caught = y_true == 1
+        return float(np.mean(y_pred[caught])) if caught.any() else float("nan")
+
+    expected = MetricFrame(
+        metrics={"rows": count, "positives": positives, "approval_rate": approval_rate,
+                 "tpr": tpr},
+        y_true=y, y_pred=flagged,
+        sensitive_features=pd.Series(groups.astype(str).to_numpy(), name="g")).by_group
+    ours = rates_by_group(groups, y, flagged)
+    assert list(ours.index) == list(expected.index) and ours.index.name == "g"
+    assert list(ours["rows"]) == list(expected["rows"].astype(int))
+    assert list(ours["positives"]) == list(expected["positives"].astype(int))
+    np.testing.assert_allclose(ours["approval_rate"], expected["approval_rate"].astype(float),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours["tpr"], expected["tpr"].astype(float), rtol=0,
+                               atol=1e-12)  # NaN where a group has no positive, in both
+    assert np.isnan(ours.loc["c", "tpr"])
