@@ -93,12 +93,11 @@ def _thumbnail(png: bytes, width: int = INLINE_WIDTH) -> bytes:
     """A smaller copy of a rendered PNG (no second rendering of the figure)."""
     from PIL import Image
 
+    out = io.BytesIO()
     with Image.open(io.BytesIO(png)) as image:
-        if image.width > width:
-            image = image.resize((width, round(image.height * width / image.width)),
-                                 Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        image.save(out, format="PNG", optimize=True)
+        small = (image.resize((width, round(image.height * width / image.width)),
+                              Image.Resampling.LANCZOS) if image.width > width else image)
+        small.save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 
