@@ -1,0 +1,83 @@
+"""The per-column drift tests computed without Evidently answer what Evidently's own ``ks``,
+``wasserstein`` and ``z`` answer, at every volume, and a verdict never imports Evidently."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lakeloop.monitoring import stattests
+from lakeloop.settings import PROJECT_ROOT
+
+
+def _evidently(name: str, reference: pd.Series, current: pd.Series) -> float:
+    from evidently.legacy.calculations.stattests import (
+        ks_stat_test,
+        wasserstein_stat_test,
+        z_stat_test,
+    )
+    from evidently.legacy.core import ColumnType
+
+    test, kind = {"ks": (ks_stat_test, ColumnType.Numerical),
+                  "wasserstein": (wasserstein_stat_test, ColumnType.Numerical),
+                  "z": (z_stat_test, ColumnType.Categorical)}[name]
+    return float(test(reference, current, kind, 0.05).drift_score)
+
+
+@pytest.mark.parametrize("rows", [50, 5_000, 500_000])
+@pytest.mark.parametrize("shift", [0.0, 0.05, 0.5])
+def test_continuous_columns_measure_as_evidentlys_ks_and_wasserstein(rows, shift):
+    rng = np.random.default_rng(rows + int(shift * 100))
+    reference = pd.Series(rng.lognormal(3, 1, size=rows))
+    current = pd.Series(rng.lognormal(3 + shift, 1, size=rows // 2 + 7))
+    measured = stattests.measure(reference, current, "continuous")
+    assert measured.p_value == pytest.approx(_evidently("ks", reference, current),
+                                             rel=1e-12, abs=1e-300)
+    assert measured.effect == pytest.approx(_evidently("wasserstein", reference, current),
+                                            rel=1e-12)
+
+
+@pytest.mark.parametrize("rows", [50, 5_000, 500_000])
+@pytest.mark.parametrize(("values", "share"), [
+    (("no", "yes"), 0.1), ((False, True), 0.3), ((0, 1), 0.5), (("no", "yes"), 0.0)])
+def test_binary_columns_measure_as_evidentlys_z_test(rows, values, share):
+    rng = np.random.default_rng(rows)
+    reference = pd.Series(np.where(rng.random(rows) < share, values[1], values[0]))
+    current = pd.Series(np.where(rng.random(rows // 3 + 5) < share + 0.02, values[1],
+                                 values[0]))
+    measured = stattests.measure(reference, current, "binary")
+    assert measured.p_value == pytest.approx(_evidently("z", reference, current),
+                                             rel=1e-9, abs=1e-12)
+
+
+def test_a_verdict_never_imports_evidently():
+    """The sensors' and the training set's verdicts need no report: Evidently (seconds to
+    import) stays out of the process."""
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np, pandas as pd
+        from lakeloop.monitoring import drift
+        from lakeloop.settings import BUILTIN_USE_CASES
+        from lakeloop.usecase import load_use_case
+
+        rng = np.random.default_rng(0)
+        frame = pd.DataFrame({"amount": rng.normal(size=400),
+                              "member": rng.choice(["no", "yes"], size=400),
+                              "channel": rng.choice(["web", "branch", "phone"], size=400)})
+        plan = drift.plan_columns(frame, list(frame), {"channel"}, prediction=None)
+        rule = load_use_case(BUILTIN_USE_CASES / "credit_risk.yaml").monitoring.drift
+        verdict = drift.judge(frame[:200], frame[200:], plan, rule, ds="day")
+        assert {c.kind for c in plan} == {"continuous", "binary", "categorical"}, plan
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "evidently"))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=PROJECT_ROOT, timeout=120,
+                         env={"PYTHONPATH": f"{PROJECT_ROOT / 'platform'}:{PROJECT_ROOT}",
+                              "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", out.stdout
