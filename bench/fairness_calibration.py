@@ -6,7 +6,8 @@ For 50, 500, 5,000 and 50,000 answers per group a day (two groups, seeded), in t
   point-estimate rule a fairlearn MetricFrame monitor applies (ratio of the day's rates below
   0.8, gap above 0.1), each judging the same days;
 - detection rate of a clear breach (ratio 0.6; TPR gap 0.25) by both;
-- the time to judge one day, ours beside fairlearn's MetricFrame disaggregation alone.
+- the time to judge one day, ours beside fairlearn's MetricFrame disaggregation alone
+  (the same rates per group, without the test).
 
 Targets: false alarms at most alpha (0.01, plus 3 SE of the 2,000 draws) at every volume;
 a clear breach found on at least 95% of days at 500 answers a group and above.
@@ -80,8 +81,10 @@ def calibration() -> list[Result]:
 
 
 def judging_cost() -> list[Result]:
-    """One day of 200,000 answers over four groups: disaggregation (fairlearn) is what both
-    pay; the test on top is ours alone."""
+    """One day of 200,000 answers over four groups: ours (the rates per group, then the
+    test on top) beside fairlearn's MetricFrame disaggregating the same rates alone."""
+    from fairlearn.metrics import MetricFrame, count
+
     rng = np.random.default_rng(0)
     n = 200_000
     frame = pd.DataFrame({"g": rng.choice(["a", "b", "c", "d"], n)})
@@ -92,10 +95,21 @@ def judging_cost() -> list[Result]:
     started = time.perf_counter()
     ratio_breach(report, RATIO_MIN, ALPHA), gap_breach(report, GAP_MAX, ALPHA)
     test_s = time.perf_counter() - started
-    EXTRA["judge_200k"] = {"fairlearn_s": round(disaggregate_s, 4),
-                           "test_s": round(test_s, 4)}
+    flagged = (p >= 0.5).astype(int)
+    started = time.perf_counter()
+    theirs = MetricFrame(metrics={"rows": count,
+                                  "positives": lambda t, _: int(np.sum(t == 1)),
+                                  "approval_rate": lambda _, f: float(1 - np.mean(f)),
+                                  "tpr": lambda t, f: float(np.mean(f[t == 1]))},
+                         y_true=y, y_pred=flagged, sensitive_features=frame["g"]).by_group
+    fairlearn_s = time.perf_counter() - started
+    # the peer counts only if it answered the same question
+    assert np.allclose(theirs[["approval_rate", "tpr"]].to_numpy(float),
+                       report.groups[["approval_rate", "tpr"]].to_numpy(float), atol=1e-12)
+    EXTRA["judge_200k"] = {"ours_rates_s": round(disaggregate_s, 4),
+                           "test_s": round(test_s, 4), "fairlearn_s": round(fairlearn_s, 4)}
     return [Result("fairness_calibration", "judge a day of 200k answers, 4 groups", "s",
-                   disaggregate_s + test_s, "fairlearn MetricFrame alone", disaggregate_s)]
+                   disaggregate_s + test_s, "fairlearn MetricFrame alone", fairlearn_s)]
 
 
 def run() -> list[Result]:

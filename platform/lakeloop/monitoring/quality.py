@@ -1,6 +1,7 @@
 """The day's quality reports: performance (measured with Evidently's classification preset once
 outcomes mature, estimated from calibrated scores before) and fairness by protected group
-(fairlearn), each written as HTML and JSON, each verdict stating its evidence."""
+(rates as fairlearn's MetricFrame disaggregates them), each written as HTML and JSON, each
+verdict stating its evidence."""
 
 from __future__ import annotations
 

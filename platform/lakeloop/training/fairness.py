@@ -91,9 +91,7 @@ def fairness(frame: pd.DataFrame, p: np.ndarray, y: np.ndarray, threshold: float
                                                          "tpr_judged": bool}),
                                      None, None, min_group_rows, min_group_positives))
             continue
-        by_group = rates_by_group(frame[attr], y, flagged)
-        groups = by_group.astype({"rows": int, "positives": int, "approval_rate": float,
-                                  "tpr": float})
+        groups = rates_by_group(frame[attr], y, flagged)
         groups["rate_judged"] = groups["rows"] >= min_group_rows
         groups["tpr_judged"] = groups["rate_judged"] & (groups["positives"]
                                                         >= min_group_positives)
