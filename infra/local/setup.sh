@@ -32,21 +32,29 @@ if ! .tools/bin/uv --version 2>/dev/null | grep -qx "uv $UV_VERSION.*"; then
 fi
 UV=.tools/bin/uv
 
+# Both environments are installed with their bytecode compiled (.pyc), as the images are:
+# a shell with PYTHONDONTWRITEBYTECODE set (this machine's, many CI runners') never caches
+# it, and then every process (each Dagster run, code server, feature and model server)
+# compiled the libraries it imports from source again: importing dagster, mlflow, feast,
+# pyspark, pandas, xgboost and evidently took 28.6 s against 20.8 s compiled. The recipe
+# tag in the stamps makes an environment synced before this be compiled once.
+recipe=bytecode
 # --- the orchestrator's environment, from uv.lock ----------------------------------------
-lock_stamp="$stamps/venv.$(stamp_of uv.lock pyproject.toml)"
+lock_stamp="$stamps/venv.$(stamp_of uv.lock pyproject.toml).$recipe"
 if [ ! -f "$lock_stamp" ] || [ ! -x .venv/bin/python ]; then
   say "syncing .venv from uv.lock"
-  "$UV" sync --frozen --python "$PYTHON" --quiet
+  "$UV" sync --frozen --python "$PYTHON" --quiet --compile-bytecode
   rm -f "$stamps"/venv.* && touch "$lock_stamp"
 fi
 
 # --- the serving environment (seldon-core pins numpy<2, protobuf<4: its own venv) --------
 serving_lock=infra/serving/requirements.lock
-serving_stamp="$stamps/serving.$(stamp_of "$serving_lock")"
+serving_stamp="$stamps/serving.$(stamp_of "$serving_lock").$recipe"
 if [ ! -f "$serving_stamp" ] || [ ! -x .venv-serving/bin/python ]; then
   say "building .venv-serving from $serving_lock"
   "$UV" venv --quiet --allow-existing --python "$PYTHON" .venv-serving
-  "$UV" pip sync --quiet --python .venv-serving/bin/python --require-hashes "$serving_lock"
+  "$UV" pip sync --quiet --python .venv-serving/bin/python --require-hashes --compile-bytecode \
+    "$serving_lock"
   rm -f "$stamps"/serving.* && touch "$serving_stamp"
 fi
 
