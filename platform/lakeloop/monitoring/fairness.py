@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import permutations
-
-from scipy.stats import norm
+from statistics import NormalDist
 
 from lakeloop.training.fairness import GroupFairness
 
@@ -63,16 +62,26 @@ def _gap_lower(x_high: float, n_high: float, x_low: float, n_low: float,
     return x_high / n_high - x_low / n_low, (p1 - p2) - z * se
 
 
+_JUDGED_COLUMNS = ("rows", "positives", "approval_rate", "tpr")
+_NORMAL = NormalDist()  # its quantile agrees with scipy's norm.ppf to 1e-15
+
+
 def _clearest(report: GroupFairness, judged: str, alpha: float, judge) -> list[Breach]:
-    """Every ordered pair of ``report``'s ``judged`` groups, tested by ``judge(rows of the
-    low group, rows of the high group, z)`` at level alpha split over the pairs."""
-    groups = report.groups[report.groups[judged]] if len(report.groups) else None
-    if groups is None or len(groups) < 2:
+    """Every ordered pair of ``report``'s ``judged`` groups, tested by ``judge(low group,
+    its row, high group, its row, z)`` at level alpha split over the pairs (a row: the
+    group's columns as a plain dict; the sensors judge every day, bench/ thousands)."""
+    table = report.groups
+    if len(table) < 2:
         return []
-    pairs = list(permutations(groups.index, 2))
-    z = float(norm.ppf(1 - alpha / len(pairs)))
-    found = [judge(str(low), groups.loc[low], str(high), groups.loc[high], z)
-             for low, high in pairs]
+    mask = table[judged].to_numpy(dtype=bool)
+    if mask.sum() < 2:
+        return []
+    names = [str(g) for g in table.index[mask]]
+    columns = {c: table[c].to_numpy()[mask].tolist() for c in _JUDGED_COLUMNS}
+    rows = [{c: values[i] for c, values in columns.items()} for i in range(len(names))]
+    pairs = list(permutations(range(len(names)), 2))
+    z = _NORMAL.inv_cdf(1 - alpha / len(pairs))
+    found = [judge(names[low], rows[low], names[high], rows[high], z) for low, high in pairs]
     return [b for b in found if b is not None]
 
 
