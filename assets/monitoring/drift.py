@@ -75,6 +75,10 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         answers = live_answers(session, lakehouse, use_case, since, context.partition_keys[-1])
         references, plans = {}, {}
         out_root = lakehouse.path(context.asset_key)
+        # Each day's verdict, or the report job that gives it: the reports render in
+        # processes of their own (drift.reports), the days are recorded in order.
+        days_judged: list[tuple[str, str, drift.DriftVerdict | None]] = []
+        jobs: list[drift.ReportJob] = []
         for ds in context.partition_keys:
             day = answers[answers["ds"] == ds]
             if day.empty:
@@ -91,18 +95,22 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
             days, rows = drift.window_for(ds, served.groupby("ds").size().to_dict(),
                                           rule.min_rows, rule.max_window_days)
             if rows < rule.min_rows:
-                verdict = drift.not_judged(
+                days_judged.append((ds, version, drift.not_judged(
                     ds, days, rows, reference.rows,
                     f"not enough data: {rows} rows in {len(days)} day(s), at least "
-                    f"{rule.min_rows} needed", rule, len(features))
+                    f"{rule.min_rows} needed", rule, len(features))))
             else:
-                verdict = drift.report(reference.frame, served[served["ds"].isin(days)],
-                                       plans[version], rule, ds=ds, days=days,
-                                       out_dir=out_root / f"ds={ds}")
+                jobs.append(drift.ReportJob(reference.frame, served[served["ds"].isin(days)],
+                                            plans[version], rule, ds=ds,
+                                            out_dir=out_root / f"ds={ds}", days=days))
+                days_judged.append((ds, version, None))
+        rendered = drift.reports(jobs)
+        for ds, version, judged in days_judged:
+            verdict = judged if judged is not None else next(rendered)
             yield dg.AssetMaterialization(
                 asset_key=context.asset_key, partition=ds,
-                metadata=metadata(verdict, version, reference.training_set_version,
-                                  lakehouse))
+                metadata=metadata(verdict, version,
+                                  references[version].training_set_version, lakehouse))
             context.log.info(verdict.explanation())
             record(lakehouse, use_case, alarms.drift(
                 use_case, verdict, version, report_url=lakehouse.report_href(verdict.html),

@@ -12,6 +12,7 @@ from lakeloop.monitoring import alarms, quality
 from lakeloop.monitoring import performance as perf
 from lakeloop.monitoring.answers import answer_keys, live_answers
 from lakeloop.monitoring.reference import load_reference
+from lakeloop.monitoring.workers import in_order
 from lakeloop.partitions import backfill_policy, daily_partitions
 from lakeloop.raw.snapshots import latest_loaded_day
 from lakeloop.spark import SparkResource
@@ -91,18 +92,22 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
     def performance_report(context: dg.AssetExecutionContext, spark: SparkResource,
                            lakehouse: LakehouseResource, mlflow: MlflowResource):
         calibrations: dict[str, perf.Calibration] = {}
+        jobs = []
         for day in window_days(context, spark, lakehouse, mlflow, use_case):
             ref = day.reference
             if ref.model_version not in calibrations:
                 calibrations[ref.model_version] = perf.Calibration(
                     ref.frame["probability"].to_numpy(), ref.frame["label"].to_numpy())
-            done = quality.performance_day(day, use_case, calibrations[ref.model_version],
-                                           lakehouse.path(context.asset_key) / f"ds={day.ds}")
+            jobs.append(quality.PerformanceJob(
+                day, use_case, calibrations[ref.model_version],
+                lakehouse.path(context.asset_key) / f"ds={day.ds}"))
+        # Each day's Evidently report renders in a process of its own (workers.in_order).
+        for done in in_order(quality.performance_job, jobs):
             yield dg.AssetMaterialization(
-                asset_key=context.asset_key, partition=day.ds,
+                asset_key=context.asset_key, partition=done.ds,
                 metadata=performance_metadata(done, lakehouse,
                                               use_case.monitoring.performance.estimate))
-            context.log.info(f"{day.ds}: {done.summary['measured']}; "
+            context.log.info(f"{done.ds}: {done.summary['measured']}; "
                              f"{done.summary['estimated']}")
             record(lakehouse, use_case, alarms.performance(
                 use_case, done, report_url=lakehouse.report_href(done.html),

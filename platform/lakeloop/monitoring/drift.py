@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -212,6 +213,32 @@ def report(reference: pd.DataFrame, current: pd.DataFrame, plan: list[ColumnPlan
     verdict = DriftVerdict(**{**verdict.__dict__, "html": str(html), "json": str(js)})
     (out_dir / "summary.json").write_text(verdict.to_json())
     return verdict
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """One day's report: the arguments of ``report``."""
+
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    plan: list[ColumnPlan]
+    rule: DriftMonitoring
+    ds: str
+    out_dir: Path
+    days: tuple[str, ...] | None = None
+
+
+def _run(job: ReportJob) -> DriftVerdict:
+    return report(job.reference, job.current, job.plan, job.rule, ds=job.ds,
+                  out_dir=job.out_dir, days=job.days)
+
+
+def reports(jobs: list[ReportJob], workers: int | None = None) -> Iterator[DriftVerdict]:
+    """Each job's ``report``, in the jobs' order, rendered by ``workers`` processes (one
+    per CPU by default; see ``workers``)."""
+    from lakeloop.monitoring.workers import in_order
+
+    return in_order(_run, jobs, workers)
 
 
 def category_text(value) -> str | None:

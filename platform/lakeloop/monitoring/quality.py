@@ -121,6 +121,20 @@ def performance_day(day: Day, use_case: UseCase, calibration: perf.Calibration,
                           str(html))
 
 
+@dataclass(frozen=True)
+class PerformanceJob:
+    """The arguments of ``performance_day``, for a report rendered in another process."""
+
+    day: Day
+    use_case: UseCase
+    calibration: perf.Calibration
+    out_dir: Path
+
+
+def performance_job(job: PerformanceJob) -> PerformanceDay:
+    return performance_day(job.day, job.use_case, job.calibration, job.out_dir)
+
+
 @dataclass
 class FairnessDay:
     ds: str

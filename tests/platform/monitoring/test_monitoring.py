@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 
-from lakeloop.monitoring import drift
+from lakeloop.monitoring import drift, workers
 from lakeloop.monitoring.stattests import chi2_homogeneity, measure, total_variation
 from lakeloop.usecase import DriftMonitoring
 from tests.support import drift_data
@@ -126,3 +126,27 @@ def test_a_category_typed_differently_by_two_sources_is_one_category(tmp_path):
     assert verdict.columns["term"].p_value > 0.001 and not verdict.drifted
     assert drift.category_text(36.0) == drift.category_text(36) == "36"
     assert drift.category_text(0.5) == "0.5" and drift.category_text(np.nan) is None
+
+
+def test_reports_rendered_in_worker_processes_equal_this_processes_in_order(tmp_path):
+    """A backfill's reports render in processes of their own: each day's verdict and files
+    are what the same report in this process gives, and they come back in the days' order
+    (more days than processes, so the bounded queue refills)."""
+    rng = np.random.default_rng(8)
+    ref = drift_data.sample(rng, 2000)
+    plan = drift.plan_columns(ref, drift_data.FEATURES, drift_data.CATEGORICAL)
+    days = [f"2026-01-{d:02d}" for d in range(1, 6)]
+    currents = [drift_data.sample(rng, 300, shift_sd=0.6 if d % 2 else 0.0)
+                for d in range(len(days))]
+    jobs = [drift.ReportJob(ref, cur, plan, RULE, ds=ds, out_dir=tmp_path / "pool" / ds)
+            for ds, cur in zip(days, currents, strict=True)]
+    pooled = list(drift.reports(jobs, workers=2))
+    assert [v.ds for v in pooled] == days
+    assert [v.drifted for v in pooled] == [False, True, False, True, False]
+    for ds, cur, verdict in zip(days, currents, pooled, strict=True):
+        here = drift.report(ref, cur, plan, RULE, ds=ds, out_dir=tmp_path / "here" / ds)
+        assert verdict == dataclasses.replace(here, html=verdict.html, json=verdict.json)
+        assert verdict.html == str(tmp_path / "pool" / ds / "report.html")
+        assert json.loads((tmp_path / "pool" / ds / "summary.json").read_text()) == \
+            json.loads(verdict.to_json())
+    assert workers.workers_for(1) == 1 and workers.workers_for(100) <= workers.MAX_WORKERS
