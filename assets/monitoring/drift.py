@@ -73,37 +73,15 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         first = dt.date.fromisoformat(context.partition_keys[0])
         since = (first - dt.timedelta(days=rule.max_window_days - 1)).isoformat()
         answers = live_answers(session, lakehouse, use_case, since, context.partition_keys[-1])
-        references, plans = {}, {}
+        plans: dict = {}
+        references = drift.References(lambda version: load_reference(
+            session, lakehouse, mlflow, use_case, version),
+            lambda frame: drift.plan_columns(frame, features, categorical), plans)
         out_root = lakehouse.path(context.asset_key)
-        # Each day's verdict, or the report job that gives it: the reports render in
-        # processes of their own (drift.reports), the days are recorded in order.
-        days_judged: list[tuple[str, str, drift.DriftVerdict | None]] = []
-        jobs: list[drift.ReportJob] = []
-        for ds in context.partition_keys:
-            day = answers[answers["ds"] == ds]
-            if day.empty:
-                context.log.warning(f"{ds}: no live requests were logged; no drift report")
-                continue
-            version = str(day["model_version"].mode().iloc[0])
-            if version not in references:
-                references[version] = load_reference(session, lakehouse, mlflow, use_case,
-                                                     version)
-                plans[version] = drift.plan_columns(references[version].frame, features,
-                                                    categorical)
-            reference = references[version]
-            served = answers[answers["model_version"] == version]
-            days, rows = drift.window_for(ds, served.groupby("ds").size().to_dict(),
-                                          rule.min_rows, rule.max_window_days)
-            if rows < rule.min_rows:
-                days_judged.append((ds, version, drift.not_judged(
-                    ds, days, rows, reference.rows,
-                    f"not enough data: {rows} rows in {len(days)} day(s), at least "
-                    f"{rule.min_rows} needed", rule, len(features))))
-            else:
-                jobs.append(drift.ReportJob(reference.frame, served[served["ds"].isin(days)],
-                                            plans[version], rule, ds=ds,
-                                            out_dir=out_root / f"ds={ds}", days=days))
-                days_judged.append((ds, version, None))
+        days_judged, jobs = drift.plan_days(
+            answers, list(context.partition_keys), rule, len(features), references, plans,
+            out_root, lambda ds: context.log.warning(
+                f"{ds}: no live requests were logged; no drift report"))
         rendered = drift.reports(jobs)
         for ds, version, judged in days_judged:
             verdict = judged if judged is not None else next(rendered)
