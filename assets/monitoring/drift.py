@@ -73,14 +73,13 @@ def build(use_case: UseCase) -> list[dg.AssetsDefinition]:
         first = dt.date.fromisoformat(context.partition_keys[0])
         since = (first - dt.timedelta(days=rule.max_window_days - 1)).isoformat()
         answers = live_answers(session, lakehouse, use_case, since, context.partition_keys[-1])
-        plans: dict = {}
-        references = drift.References(lambda version: load_reference(
-            session, lakehouse, mlflow, use_case, version),
-            lambda frame: drift.plan_columns(frame, features, categorical), plans)
+        references = drift.References(
+            lambda version: load_reference(session, lakehouse, mlflow, use_case, version),
+            lambda frame: drift.plan_columns(frame, features, categorical))
         out_root = lakehouse.path(context.asset_key)
         days_judged, jobs = drift.plan_days(
-            answers, list(context.partition_keys), rule, len(features), references, plans,
-            out_root, lambda ds: context.log.warning(
+            answers, list(context.partition_keys), rule, len(features), references, out_root,
+            lambda ds: context.log.warning(
                 f"{ds}: no live requests were logged; no drift report"))
         rendered = drift.reports(jobs)
         for ds, version, judged in days_judged:

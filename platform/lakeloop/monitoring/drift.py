@@ -229,11 +229,12 @@ class ReportJob:
 
 
 class References(dict):
-    """A model version's reference (loaded on first use) and its column plan."""
+    """Each model version's reference, loaded on first use, and its column plan."""
 
-    def __init__(self, load, plan, plans: dict):
+    def __init__(self, load, plan):
         super().__init__()
-        self._load, self._plan, self.plans = load, plan, plans
+        self._load, self._plan = load, plan
+        self.plans: dict[str, list[ColumnPlan]] = {}
 
     def __missing__(self, version: str):
         reference = self[version] = self._load(version)
@@ -242,11 +243,12 @@ class References(dict):
 
 
 def plan_days(answers: pd.DataFrame, partition_keys: list[str], rule: DriftMonitoring,
-              features: int, references: References, plans: dict, out_root: Path,
-              no_requests) -> tuple[list[tuple[str, str, DriftVerdict | None]], list[ReportJob]]:
+              features: int, references: References, out_root: Path, no_requests
+              ) -> tuple[list[tuple[str, str, DriftVerdict | None]], list[ReportJob]]:
     """Each day's verdict, or None and a report job that gives it (in ``jobs``' order)."""
     days_judged: list[tuple[str, str, DriftVerdict | None]] = []
     jobs: list[ReportJob] = []
+    served: dict[str, tuple[pd.DataFrame, dict[str, int]]] = {}  # by model version
     for ds in partition_keys:
         day = answers[answers["ds"] == ds]
         if day.empty:
@@ -254,19 +256,21 @@ def plan_days(answers: pd.DataFrame, partition_keys: list[str], rule: DriftMonit
             continue
         version = str(day["model_version"].mode().iloc[0])
         reference = references[version]
-        served = answers[answers["model_version"] == version]
-        by_day = {str(d): int(n) for d, n in served.groupby("ds").size().items()}
-        days, rows = window_for(ds, by_day, rule.min_rows,
-                                rule.max_window_days)
+        if version not in served:
+            rows_of = answers[answers["model_version"] == version]
+            served[version] = (rows_of, {str(d): int(n) for d, n in
+                                         rows_of.groupby("ds").size().items()})
+        rows_of, by_day = served[version]
+        days, rows = window_for(ds, by_day, rule.min_rows, rule.max_window_days)
         if rows < rule.min_rows:
             days_judged.append((ds, version, not_judged(
                 ds, days, rows, reference.rows,
                 f"not enough data: {rows} rows in {len(days)} day(s), at least "
                 f"{rule.min_rows} needed", rule, features)))
         else:
-            jobs.append(ReportJob(reference.frame, served[served["ds"].isin(days)],
-                                  plans[version], rule, ds=ds, out_dir=out_root / f"ds={ds}",
-                                  days=days))
+            jobs.append(ReportJob(reference.frame, rows_of[rows_of["ds"].isin(days)],
+                                  references.plans[version], rule, ds=ds,
+                                  out_dir=out_root / f"ds={ds}", days=days))
             days_judged.append((ds, version, None))
     return days_judged, jobs
 

@@ -71,7 +71,7 @@ def _clearest(report: GroupFairness, judged: str, alpha: float, judge) -> list[B
     its row, high group, its row, z)`` at level alpha split over the pairs (a row: the
     group's columns as a plain dict; the sensors judge every day, bench/ thousands)."""
     table = report.groups
-    if len(table) < 2:
+    if len(table) < 2:  # (an attribute with no groups has no columns either)
         return []
     mask = table[judged].to_numpy(dtype=bool)
     if mask.sum() < 2:
