@@ -21,7 +21,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import requests
+from lakeloop.deployment.seldon.upstream import Unavailable, Upstream
 
 PREDICT_PATHS = ("/api/v1.0/predictions", "/predict")
 # Seldon's ingress route, /seldon/<namespace>/<deployment>/api/v1.0/predictions: the executor
@@ -54,50 +54,30 @@ class Executor:
         self.shadow: dict | None = config.get("shadow")
         self.max_body = int(config.get("max_body_bytes", 1 << 20))
         self.timeout = float(config.get("timeout_s", 5.0))
-        self.local = threading.local()
+        self.upstream = Upstream(self.timeout)
         self.mirror: queue.Queue = queue.Queue(maxsize=10_000)
         if self.shadow:
             threading.Thread(target=self._mirror_loop, daemon=True, name="shadow").start()
-
-    def http(self) -> requests.Session:
-        session = getattr(self.local, "session", None)
-        if session is None:
-            session = self.local.session = requests.Session()
-        return session
 
     def walk(self, predictor: dict, msg: dict) -> tuple[int, dict]:
         """Send ``msg`` through the predictor's graph; the first non-200 answer is final."""
         body = msg
         for step in predictor["graph"]:
             try:
-                response = self._post(step, body)
-            except requests.RequestException as exc:
+                # json.dumps allows NaN: a non-finite number travels on to the component
+                # that names the field, instead of failing here.
+                status, answer = self.upstream.post(step, json.dumps(body).encode())
+            except Unavailable as exc:
                 return 503, error_body(f"{predictor['name']}: {step} did not answer "
-                                       f"({type(exc).__name__})", "UPSTREAM_UNAVAILABLE")
+                                       f"({exc.kind})", "UPSTREAM_UNAVAILABLE")
             try:
-                body = response.json()
+                body = json.loads(answer)
             except ValueError:
-                return 502, error_body(f"{predictor['name']}: {step} answered "
-                                       f"{response.status_code} without JSON", "BAD_UPSTREAM")
-            if response.status_code != 200:
-                return response.status_code, body
+                return 502, error_body(f"{predictor['name']}: {step} answered {status} "
+                                       "without JSON", "BAD_UPSTREAM")
+            if status != 200:
+                return status, body
         return 200, body
-
-    def _post(self, step: str, body: dict) -> requests.Response:
-        """One step's call. A connection that fails before any answer (a pooled keep-alive
-        connection the component had just closed, or a component that restarted) is tried
-        once more on a new one; a timeout is not (it would double the client's wait)."""
-        # json.dumps, not requests' json=: a non-finite number travels on to the component
-        # that names the field, instead of failing here.
-        data = json.dumps(body)
-        headers = {"Content-Type": "application/json"}
-        try:
-            return self.http().post(step, data=data, timeout=self.timeout, headers=headers)
-        except requests.Timeout:
-            raise
-        except requests.ConnectionError:
-            self.local.session = None  # every pooled connection of this thread is suspect
-            return self.http().post(step, data=data, timeout=self.timeout, headers=headers)
 
     def predict(self, msg: dict) -> tuple[int, dict, str]:
         meta = msg.get("meta")

@@ -32,9 +32,8 @@ from lakeloop.deployment.seldon.errors import RequestError
 from lakeloop.lakehouse import rules
 
 if TYPE_CHECKING:
-    import requests
-
     from lakeloop.deployment.seldon.request_log import RequestLog
+    from lakeloop.deployment.seldon.upstream import Upstream
 
 MAX_INSTANCES = 100
 
@@ -149,7 +148,8 @@ def event_time_of(instance: dict, schema: Schema) -> str:
 
 class FeatureTransformer:
     """seldon-core TRANSFORMER component (``transform_input``). Parameters come from the
-    SeldonDeployment graph; the HTTP session is made in load(), after gunicorn's fork."""
+    SeldonDeployment graph; the feature server's client is made in load(), after gunicorn's
+    fork."""
 
     def __init__(self, feature_server_url: str, feature_service: str, features: str,
                  schema: str = "", entity_key: str = "", request_features: str = "[]",
@@ -171,15 +171,13 @@ class FeatureTransformer:
         self.model_name = model_name
         self.model_version = str(model_version)
         self.log_dir = log_dir
-        self.http: requests.Session | None = None
+        self.http: Upstream | None = None
         self.log: RequestLog | None = None
 
     def load(self):
-        import requests
+        from lakeloop.deployment.seldon.upstream import Upstream
 
-        self.http = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
-        self.http.mount("http://", adapter)
+        self.http = Upstream(self.timeout_s)
         if self.log_dir:
             from lakeloop.deployment.seldon.request_log import RequestLog
 
@@ -192,29 +190,24 @@ class FeatureTransformer:
                 "instance_id": self.instance_id}
 
     def _online(self, keys: list[str]) -> dict[str, list]:
-        import requests
+        from lakeloop.deployment.seldon.upstream import Unavailable
 
         if self.http is None:
             raise RequestError("transformer not loaded yet", "NOT_READY", status_code=503)
         url = f"{self.feature_server_url}/get-online-features"
-        body = {"feature_service": self.feature_service,
-                "entities": {self.schema.entity_key: keys}}
+        request = {"feature_service": self.feature_service,
+                   "entities": {self.schema.entity_key: keys}}
         try:
-            try:
-                response = self.http.post(url, timeout=self.timeout_s, json=body)
-            except requests.Timeout:
-                raise
-            except requests.ConnectionError:
-                # A connection that failed before any answer (a pooled keep-alive connection
-                # the feature server had just closed as idle): once more, on a new one.
-                response = self.http.post(url, timeout=self.timeout_s, json=body)
-        except requests.RequestException as exc:
-            raise RequestError(f"the feature store did not answer: {type(exc).__name__}",
+            # A connection that fails before any answer (a pooled keep-alive connection the
+            # feature server had just closed as idle) is tried once more, on a new one.
+            status, answer = self.http.post(url, json.dumps(request).encode())
+        except Unavailable as exc:
+            raise RequestError(f"the feature store did not answer: {exc.kind}",
                                "FEATURE_STORE_UNAVAILABLE", status_code=503) from None
-        if response.status_code != 200:
-            raise RequestError(f"the feature store answered {response.status_code}",
+        if status != 200:
+            raise RequestError(f"the feature store answered {status}",
                                "FEATURE_STORE_UNAVAILABLE", status_code=503)
-        body = response.json()
+        body = json.loads(answer)
         names = body["metadata"]["feature_names"]
         return {name: result["values"] for name, result in zip(names, body["results"],
                                                                  strict=True)}
