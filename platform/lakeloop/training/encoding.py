@@ -128,26 +128,16 @@ class Encoding:
         return out
 
     def encode_frame(self, frame) -> np.ndarray:
-        """A pandas frame holding the features as the model's float32 matrix (vectorised)."""
+        """A pandas frame holding the features as the model's float32 matrix (vectorised:
+        a category's text and level are worked out once per distinct value)."""
         blocks = []
         for f in self.features:
             cat = self.categorical.get(f)
             if cat is None:
                 blocks.append(np.asarray(frame[f], dtype=np.float64)[:, None])
                 continue
-            texts = [category_text(v) for v in frame[f].tolist()]
-            index = cat._index
-            codes = np.full(len(texts), -1, dtype=np.int64)
-            for n, text in enumerate(texts):
-                if text is None:
-                    continue
-                code = index.get(text)
-                if code is None:
-                    if cat.other is None:
-                        raise UnknownCategory(f, frame[f].iloc[n], cat.levels)
-                    code = index[cat.other]
-                codes[n] = code
-            block = np.zeros((len(texts), len(cat.levels)), dtype=np.float64)
+            codes = _category_codes(frame[f], cat)
+            block = np.zeros((len(codes), len(cat.levels)), dtype=np.float64)
             present = codes >= 0
             block[np.nonzero(present)[0], codes[present]] = 1.0
             blocks.append(block)
@@ -202,3 +192,36 @@ class Encoding:
     def from_json(cls, text: str | None, features: Sequence[str]) -> Encoding:
         """The saved encoding, or all-numeric ``features`` for a model saved without one."""
         return cls.from_dict(json.loads(text)) if text else cls(tuple(features))
+
+
+def _category_codes(series, cat: Categorical) -> np.ndarray:
+    """Each value's level index in ``cat`` (-1 for a missing value), as ``level_of`` says.
+
+    Distinct values are found by pandas' hash table when that cannot merge two values
+    ``category_text`` keeps apart: any column that is not of Python objects, and a column of
+    objects that are all text. In a column of mixed objects True equals 1 to a hash table
+    while their texts differ ("true", "1"), so such a column is read value by value."""
+    import pandas as pd
+
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) != "string":
+        values, row_codes = series.tolist(), None
+    else:
+        row_codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        values = list(uniques)
+    index = cat._index
+    codes = np.full(len(values), -1, dtype=np.int64)
+    for n, value in enumerate(values):
+        text = category_text(value)
+        if text is None:
+            continue
+        code = index.get(text)
+        if code is None:
+            if cat.other is None:  # the first such value in the column's order
+                raise UnknownCategory(cat.name, value, cat.levels)
+            code = index[cat.other]
+        codes[n] = code
+    if row_codes is None:
+        return codes
+    if not len(codes):  # nothing but missing values
+        return np.full(len(row_codes), -1, dtype=np.int64)
+    return np.where(row_codes >= 0, codes[np.maximum(row_codes, 0)], -1)

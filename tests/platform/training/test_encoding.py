@@ -56,3 +56,50 @@ def test_learnt_categories_keep_the_frequent_ones_and_pool_the_rest():
     assert encoding.categorical["channel"].levels == ("branch", "online", "other")
     assert encoding.columns[-3:] == ["channel=branch", "channel=online", "channel=other"]
     assert list(encoding.encode_rows([[0.0] * 9 + ["telegram"]])[0][-3:]) == [0, 0, 1]
+
+
+TERM = Categorical("term", ("12", "36", "60", "other"), "other")
+MIXED = Encoding(("home", "term"), {"home": Categorical("home", ("own", "rent", "true", "1",
+                                                                  "other"), "other"),
+                                    "term": TERM})
+
+
+def _columns(rng, rows: int) -> dict[str, pd.Series]:
+    """The same categories typed every way a source may type them."""
+    homes = np.array(["own", "rent", "boat", None, "true", "1"], dtype=object)
+    terms = np.array([12, 36, 60, 7, np.nan])
+    mixed = np.array([True, 1, "1", 1.0, "own", None, float("nan"), "rent", False, 0],
+                     dtype=object)
+    return {
+        "text": pd.Series(homes[rng.integers(0, len(homes), rows)], dtype=object),
+        "arrow text": pd.Series(homes[rng.integers(0, len(homes), rows)],
+                                dtype="string[pyarrow]"),
+        "mixed objects": pd.Series(mixed[rng.integers(0, len(mixed), rows)], dtype=object),
+        "bools": pd.Series(rng.integers(0, 2, rows).astype(bool)),
+        "all missing": pd.Series([None] * rows, dtype=object),
+        "floats": pd.Series(terms[rng.integers(0, len(terms), rows)]),
+    }
+
+
+@pytest.mark.parametrize("rows", [0, 1, 40, 5_000, 200_000])
+def test_a_frame_encodes_as_its_rows_do_whatever_the_column_types(rows):
+    rng = np.random.default_rng(rows)
+    terms = pd.Series(rng.choice([12, 36, 60, 7], rows), dtype="int64")
+    for name, home in _columns(rng, rows).items():
+        frame = pd.DataFrame({"home": home, "term": terms})
+        from_frame = MIXED.encode_frame(frame)
+        rows_in = [[None if v is pd.NA else v for v in r] for r in
+                   zip(frame["home"].astype(object).tolist(), frame["term"].tolist(),
+                       strict=True)]
+        np.testing.assert_array_equal(from_frame, MIXED.encode_rows(rows_in), err_msg=name)
+        assert from_frame.shape == (rows, 9)
+
+
+def test_the_first_unknown_category_in_the_column_is_the_one_named():
+    closed = Encoding(("home",), {"home": HOME})
+    for home in (pd.Series(["own", None, "boat", "rent", "yacht", "boat"]),
+                 pd.Series(["own", None, "boat", "rent", "yacht", "boat"], dtype="string"),
+                 pd.Series(["own", None, "boat", 1, "yacht"], dtype=object)):
+        with pytest.raises(UnknownCategory) as err:
+            closed.encode_frame(pd.DataFrame({"home": home}))
+        assert err.value.value == "boat"
