@@ -231,10 +231,19 @@ def read_table(spark: SparkSession, path: Path | str, version: int | None = None
 
 
 def read_pandas(spark: SparkSession, path: Path | str, version: int, columns: list[str]):
+    """Columns of a table version as pandas (see ``read_columns``)."""
+    return read_columns(spark, path, version, columns)[0]
+
+
+def read_columns(spark: SparkSession, path: Path | str, version: int, columns: list[str],
+                 distinct: tuple[str, ...] = ()):
     """Columns of a table version as pandas, read by pyarrow from exactly the Parquet files
-    Delta lists for that version (no JVM-to-Python transfer). Falls back to Spark when the
-    version cannot be read file by file: deletion vectors, column mapping, or a wanted
-    column that lives only in partition paths."""
+    Delta lists for that version (no JVM-to-Python transfer), and the sorted distinct
+    non-null values of the ``distinct`` columns from the same read (a column only there
+    never becomes a pandas column). Falls back to Spark when the version cannot be read
+    file by file: deletion vectors, column mapping, or a wanted column that lives only in
+    partition paths."""
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     detail = _detail(spark, path)
@@ -242,17 +251,23 @@ def read_pandas(spark: SparkSession, path: Path | str, version: int, columns: li
         raise ValueError(f"{path}: Delta returned no table detail")
     features = set(detail["tableFeatures"] or [])
     partitioned = set(detail["partitionColumns"] or [])
-    if features & {"deletionVectors", "columnMapping"} or partitioned & set(columns):
-        return read_table(spark, path, version).select(*columns).toPandas()
-    files = read_table(spark, path, version).inputFiles()
-    if any("://" in f and not f.startswith("file:") for f in files):  # object storage
-        return read_table(spark, path, version).select(*columns).toPandas()
+    wanted = [*columns, *(c for c in distinct if c not in columns)]
+    files = ([] if features & {"deletionVectors", "columnMapping"}
+             or partitioned & set(wanted) else read_table(spark, path, version).inputFiles())
+    if not files or any("://" in f and not f.startswith("file:") for f in files):
+        table = read_table(spark, path, version)  # through Spark (or object storage)
+        values = {c: sorted(r[0] for r in table.select(c).distinct().collect()
+                            if r[0] is not None) for c in distinct}
+        return table.select(*columns).toPandas(), values
     local = sorted(f.removeprefix("file://").removeprefix("file:") for f in files)
-    frame = ds.dataset(local, format="parquet").to_table(columns=columns).to_pandas()
+    arrow = ds.dataset(local, format="parquet").to_table(columns=wanted)
+    values = {c: sorted(v for v in pc.unique(arrow[c]).to_pylist() if v is not None)
+              for c in distinct}
+    frame = arrow.select(columns).to_pandas()
     for column in frame.columns:  # as Spark hands them over: naive UTC timestamps
         if getattr(frame[column].dtype, "tz", None) is not None:
             frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
-    return frame
+    return frame, values
 
 
 def read_window(spark: SparkSession, path: Path | str, start: str, end: str) -> DataFrame:

@@ -34,18 +34,17 @@ def load(session, path: str, version: int, use_case: UseCase, *, lineage: dict |
          snapshots: bool = False) -> TrainingData:
     """The training set at ``version`` as a time split, with only the columns training and
     the gates use (identifiers and hashes stay in Spark)."""
-    from lakeloop.lakehouse.tables import read_pandas, read_table
+    from lakeloop.lakehouse.tables import read_columns
 
     started = time.perf_counter()
     columns = [*use_case.feature_names, LABEL, EVENT_TIMESTAMP, *use_case.protected_attributes]
-    frame = read_pandas(session, path, version, columns)
+    # The raw snapshots the rows came from, from the same read (one pass over the files).
+    frame, distinct = read_columns(session, path, version, columns,
+                                   ("_snapshot_hash",) if snapshots else ())
     split = training.time_split(frame, EVENT_TIMESTAMP, use_case.model.validation_fraction,
                                 use_case.model.test_fraction)
     seconds = time.perf_counter() - started
-    hashes: list[str] = []
-    if snapshots:
-        rows = read_table(session, path, version).select("_snapshot_hash").distinct().collect()
-        hashes = sorted(r[0] for r in rows if r[0])
+    hashes = [h for h in distinct.get("_snapshot_hash", []) if h]
     return TrainingData(str(path), int(version), split, lineage or {}, hashes, seconds)
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from lakeloop.lakehouse.tables import overwrite_table, read_pandas
+from lakeloop.lakehouse.tables import overwrite_table, read_columns, read_pandas
 
 pytestmark = [pytest.mark.integration]
 
@@ -27,3 +27,26 @@ def test_read_pandas_equals_spark_at_each_version(spark, tmp_path):
                                       theirs.reset_index(drop=True), check_dtype=False)
         assert ours["ts"].dt.tz is None
         assert list(ours["x"].fillna(-1)) == list(expected["x"].fillna(-1))
+
+
+def test_distinct_values_come_from_the_same_read_and_equal_sparks(spark, tmp_path):
+    """A column asked for only its distinct values (the raw snapshots a training set came
+    from) stays out of the frame; its values are Spark's distinct non-null ones, sorted, at
+    the version asked for, through the files or through Spark alike."""
+    path = tmp_path / "t"
+    hashes = ["h3", None, "h1", "h3", "h2", "h1"]
+    first = pd.DataFrame({"k": list("abcdef"), "x": [1.0] * 6, "h": hashes})
+    overwrite_table(spark.createDataFrame(first), path)
+    overwrite_table(spark.createDataFrame(first.assign(h=["h9"] * 6)), path)
+    for version, expected in ((0, ["h1", "h2", "h3"]), (1, ["h9"])):
+        frame, values = read_columns(spark, path, version, ["k", "x"], ("h",))
+        spark_values = sorted(r[0] for r in spark.read.format("delta")
+                              .option("versionAsOf", version).load(str(path))
+                              .select("h").distinct().collect() if r[0] is not None)
+        assert values == {"h": expected} == {"h": spark_values}
+        assert list(frame.columns) == ["k", "x"] and len(frame) == 6
+    # A wanted column that lives only in partition paths: read through Spark, same answer.
+    parted = tmp_path / "p"
+    spark.createDataFrame(first).write.format("delta").partitionBy("h").save(str(parted))
+    frame, values = read_columns(spark, parted, 0, ["k", "x"], ("h",))
+    assert values == {"h": ["h1", "h2", "h3"]} and sorted(frame["k"]) == list("abcdef")
