@@ -126,7 +126,16 @@ def test_nothing_listening_is_unavailable_at_once():
     assert err.value.kind == "ConnectionRefusedError"
 
 
-@pytest.mark.parametrize("url", ["https://127.0.0.1:1/x", "127.0.0.1:1/x", "http:///x"])
-def test_only_plain_http_urls_are_taken(url):
-    with pytest.raises(ValueError, match="expected an http:// URL"):
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:1/x", "127.0.0.1:1/x", "http:///x"])
+def test_only_http_and_https_urls_are_taken(url):
+    with pytest.raises(ValueError, match="expected an http:// or https:// URL"):
         Upstream(1.0).post(url, b"{}")
+
+
+def test_an_https_url_speaks_tls():
+    """Behind an https:// URL a plain-HTTP server gets a TLS handshake it never answers (the
+    hop gives up after its timeout), never the request in clear text."""
+    with server() as s:
+        with pytest.raises(Unavailable):
+            Upstream(0.5).post(f"https://127.0.0.1:{s.port}/predict", b'{"secret": 1}')
+    assert s.requests == 0 and s.bodies == []

@@ -30,62 +30,67 @@ class Unavailable(Exception):
 
 
 class Upstream:
-    """``post(url, body) -> (status, answer bytes)``. Connections are per thread and per
-    host, made on first use (after a server's fork) and kept while the server keeps them."""
+    """``post(url, body) -> (status, answer bytes)``. Connections (http or https, the
+    system's certificates) are per thread and per host, made on first use (after a server's
+    fork) and kept while the server keeps them."""
 
     def __init__(self, timeout_s: float):
         self.timeout_s = float(timeout_s)
         self._local = threading.local()
-        self._targets: dict[str, tuple[str, int, str]] = {}
+        self._targets: dict[str, tuple[str, str, int, str]] = {}
 
     def post(self, url: str, body: bytes) -> tuple[int, bytes]:
-        host, port, path = self._target(url)
+        target = self._target(url)
         try:
-            return self._exchange(host, port, path, body)
+            return self._exchange(target, body)
         except TimeoutError:
             raise Unavailable("Timeout") from None
         except (OSError, http.client.HTTPException):
             pass  # no answer on this connection: once more, on a new one
         try:
-            return self._exchange(host, port, path, body)
+            return self._exchange(target, body)
         except TimeoutError:
             raise Unavailable("Timeout") from None
         except (OSError, http.client.HTTPException) as exc:
             raise Unavailable(type(exc).__name__) from None
 
-    def _exchange(self, host: str, port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    def _exchange(self, target: tuple[str, str, int, str], body: bytes) -> tuple[int, bytes]:
+        scheme, host, port, path = target
+        key = (scheme, host, port)
         connections = self._connections()
-        connection = connections.get((host, port))
+        connection = connections.get(key)
         if connection is None:
-            connection = connections[(host, port)] = http.client.HTTPConnection(
-                host, port, timeout=self.timeout_s)
+            kind = http.client.HTTPSConnection if scheme == "https" else \
+                http.client.HTTPConnection
+            connection = connections[key] = kind(host, port, timeout=self.timeout_s)
         try:
             connection.request("POST", path, body=body, headers=HEADERS)
             response = connection.getresponse()
             answer = response.read()
         except BaseException:
             connection.close()
-            del connections[(host, port)]
+            del connections[key]
             raise
         if response.will_close:  # the server said so (gunicorn's sync workers always do)
             connection.close()
-            del connections[(host, port)]
+            del connections[key]
         return response.status, answer
 
-    def _connections(self) -> dict[tuple[str, int], http.client.HTTPConnection]:
+    def _connections(self) -> dict[tuple[str, str, int], http.client.HTTPConnection]:
         connections = getattr(self._local, "connections", None)
         if connections is None:
             connections = self._local.connections = {}
         return connections
 
-    def _target(self, url: str) -> tuple[str, int, str]:
+    def _target(self, url: str) -> tuple[str, str, int, str]:
         target = self._targets.get(url)
         if target is None:
             parts = urlsplit(url)
-            if parts.scheme != "http" or not parts.hostname:
-                raise ValueError(f"expected an http:// URL, got {url!r}")
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
             path = parts.path or "/"
-            target = (parts.hostname, parts.port or 80,
+            target = (parts.scheme, parts.hostname,
+                      parts.port or (443 if parts.scheme == "https" else 80),
                       f"{path}?{parts.query}" if parts.query else path)
             self._targets[url] = target
         return target
