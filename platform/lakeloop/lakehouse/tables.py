@@ -252,10 +252,11 @@ def read_columns(spark: SparkSession, path: Path | str, version: int, columns: l
     features = set(detail["tableFeatures"] or [])
     partitioned = set(detail["partitionColumns"] or [])
     wanted = [*columns, *(c for c in distinct if c not in columns)]
-    files = ([] if features & {"deletionVectors", "columnMapping"}
-             or partitioned & set(wanted) else read_table(spark, path, version).inputFiles())
+    table = read_table(spark, path, version)
+    by_file = not (features & {"deletionVectors", "columnMapping"} or partitioned & set(wanted))
+    files = table.inputFiles() if by_file else []
     if not files or any("://" in f and not f.startswith("file:") for f in files):
-        table = read_table(spark, path, version)  # through Spark (or object storage)
+        # through Spark: a version pyarrow cannot read, object storage, or no data files
         values = {c: sorted(r[0] for r in table.select(c).distinct().collect()
                             if r[0] is not None) for c in distinct}
         return table.select(*columns).toPandas(), values

@@ -41,18 +41,15 @@ class Upstream:
 
     def post(self, url: str, body: bytes) -> tuple[int, bytes]:
         target = self._target(url)
-        try:
-            return self._exchange(target, body)
-        except TimeoutError:
-            raise Unavailable("Timeout") from None
-        except (OSError, http.client.HTTPException):
-            pass  # no answer on this connection: once more, on a new one
-        try:
-            return self._exchange(target, body)
-        except TimeoutError:
-            raise Unavailable("Timeout") from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise Unavailable(type(exc).__name__) from None
+        for attempt in (1, 2):  # the second on a new connection: the first gave no answer
+            try:
+                return self._exchange(target, body)
+            except TimeoutError:
+                raise Unavailable("Timeout") from None
+            except (OSError, http.client.HTTPException) as exc:
+                if attempt == 2:
+                    raise Unavailable(type(exc).__name__) from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _exchange(self, target: tuple[str, str, int, str], body: bytes) -> tuple[int, bytes]:
         scheme, host, port, path = target
