@@ -81,6 +81,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             ),
             "mlflow": MlflowResource(
                 tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+                schema_cache=str(settings.jars_dir.parent / "mlflow"),
                 artifact_root=str(root / "mlflow" / "artifacts"),
             ),
             "serving": serving,
