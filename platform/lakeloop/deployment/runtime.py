@@ -149,27 +149,36 @@ def reason_codes_json(use_case: UseCase) -> str:
 def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     """The model and transformer microservices of ``version`` in ``role`` (restarted), whole
     or not at all: when one cannot start, the other is stopped again, so a failed start
-    never leaves half a predictor answering (or holding its ports) beside the champion."""
+    never leaves half a predictor answering (or holding its ports) beside the champion.
+
+    The two start side by side (the transformer after Feast's feature server, which it
+    reads): each start is mostly a new interpreter importing seldon-core and waiting until
+    it answers, and a promotion waited for them one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
     use_case = rt.use_case
     model_dir, config = model_files(rt.mlflow, use_case.name, version)
     port = use_case.serving.port + OFFSETS[role]
     log_dir = str(rt.lakehouse.path(keys.key(use_case, keys.MONITORING, "requests")))
     model_name = component_name(use_case, role, "model")
+    transformer_name = component_name(use_case, role, "transformer")
     component, files = model_params(use_case, version, model_dir)
-    model = rt.serving.start(model_name, component, {
-        **files,
-        "features": json.dumps(config["features"]),
-        "encoding": config["encoding"].to_json(),
-        "threshold": config["threshold"],
-        "model_name": use_case.name,
-        "model_version": version,
-        "log_dir": log_dir,
-        "reason_codes": reason_codes_json(use_case),
-    }, port)
-    try:
+
+    def model() -> Endpoint:
+        return rt.serving.start(model_name, component, {
+            **files,
+            "features": json.dumps(config["features"]),
+            "encoding": config["encoding"].to_json(),
+            "threshold": config["threshold"],
+            "model_name": use_case.name,
+            "model_version": version,
+            "log_dir": log_dir,
+            "reason_codes": reason_codes_json(use_case),
+        }, port)
+
+    def transformer() -> Endpoint:
         server = rt.feast.ensure_feature_server()
-        transformer = rt.serving.start(component_name(use_case, role, "transformer"),
-                                       TRANSFORMER_CLASS, {
+        return rt.serving.start(transformer_name, TRANSFORMER_CLASS, {
             "feature_server_url": server.url,
             # Versions registered before the tag existed were trained on the use case's
             # service.
@@ -182,10 +191,20 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
             "model_version": version,
             "log_dir": log_dir,
         }, port + 2, threads=TRANSFORMER_THREADS)
-    except BaseException:
-        rt.serving.stop(model_name)
-        raise
-    return Predictor(role, version, model, transformer, config)
+
+    with ThreadPoolExecutor(2, thread_name_prefix=f"start-{role}") as pool:
+        started = {model_name: pool.submit(model), transformer_name: pool.submit(transformer)}
+        try:
+            failed: list[BaseException] = [
+                e for e in (f.exception() for f in started.values()) if e is not None]
+        except BaseException as exc:  # interrupted while waiting: the starts still finish
+            failed = [exc]
+    if failed:
+        for name in started:
+            rt.serving.stop(name)  # the one that did start (stopping one that did not: no-op)
+        raise failed[0]
+    return Predictor(role, version, started[model_name].result(),
+                     started[transformer_name].result(), config)
 
 
 def running_predictor(rt: Runtime, role: str) -> Predictor | None:
