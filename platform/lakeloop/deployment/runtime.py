@@ -151,9 +151,8 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     or not at all: when one cannot start, the other is stopped again, so a failed start
     never leaves half a predictor answering (or holding its ports) beside the champion.
 
-    The two start side by side (the transformer after Feast's feature server, which it
-    reads): each start is mostly a new interpreter importing seldon-core and waiting until
-    it answers, and a promotion waited for them one after the other."""
+    The two start side by side (the transformer once Feast's feature server, which it
+    reads, answers): each is a new interpreter importing seldon-core, once waited in turn."""
     from concurrent.futures import ThreadPoolExecutor
 
     use_case = rt.use_case
@@ -164,32 +163,25 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     transformer_name = component_name(use_case, role, "transformer")
     component, files = model_params(use_case, version, model_dir)
 
+    common = {"features": json.dumps(config["features"]), "model_name": use_case.name,
+              "model_version": version, "log_dir": log_dir}
+
     def model() -> Endpoint:
         return rt.serving.start(model_name, component, {
-            **files,
-            "features": json.dumps(config["features"]),
-            "encoding": config["encoding"].to_json(),
-            "threshold": config["threshold"],
-            "model_name": use_case.name,
-            "model_version": version,
-            "log_dir": log_dir,
-            "reason_codes": reason_codes_json(use_case),
+            **files, **common, "encoding": config["encoding"].to_json(),
+            "threshold": config["threshold"], "reason_codes": reason_codes_json(use_case),
         }, port)
 
     def transformer() -> Endpoint:
         server = rt.feast.ensure_feature_server()
         return rt.serving.start(transformer_name, TRANSFORMER_CLASS, {
-            "feature_server_url": server.url,
+            **common, "feature_server_url": server.url,
             # Versions registered before the tag existed were trained on the use case's
             # service.
             "feature_service": config["feature_service"] or feature_service_name(use_case),
             "entity_key": use_case.entity.join_key,
             "request_features": json.dumps(list(use_case.features.request)),
-            "features": json.dumps(config["features"]),
             "schema": json.dumps(request_schema(use_case)),
-            "model_name": use_case.name,
-            "model_version": version,
-            "log_dir": log_dir,
         }, port + 2, threads=TRANSFORMER_THREADS)
 
     with ThreadPoolExecutor(2, thread_name_prefix=f"start-{role}") as pool:
