@@ -81,6 +81,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             ),
             "mlflow": MlflowResource(
                 tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+                # beside the jars, in the project's cache (.cache/mlflow by default)
                 schema_cache=str(settings.jars_dir.parent / "mlflow"),
                 artifact_root=str(root / "mlflow" / "artifacts"),
             ),

@@ -122,9 +122,12 @@ def seed_sqlite(database: Path, cache: Path) -> None:
             building.touch()
         except OSError:  # a read-only cache (an image): MLflow builds the database itself
             return
-        with muted_stderr():
-            SqlAlchemyStore(f"sqlite:///{building}").engine.dispose()
-        os.replace(building, template)
+        try:
+            with muted_stderr():
+                SqlAlchemyStore(f"sqlite:///{building}").engine.dispose()
+            os.replace(building, template)
+        finally:  # a failed build leaves no half-migrated file in the cache
+            building.unlink(missing_ok=True)
     copy = database.with_name(f".{database.name}.{uuid.uuid4().hex}")
     try:
         shutil.copyfile(template, copy)
