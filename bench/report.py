@@ -197,8 +197,14 @@ def gpu_measured(doc: dict) -> str:
     cpu = f"CPU ({run['cpu_threads']} threads) {seconds(run['cpu_seconds'])}"
     if not run.get("cuda"):
         return f"{rows_text(run['rows'])} rows: {cpu}; no CUDA ({run.get('reason', '?')})"
-    return (f"{rows_text(run['rows'])} rows: {cpu}, CUDA {seconds(run['cuda_seconds'])} "
+    text = (f"{rows_text(run['rows'])} rows: {cpu}, CUDA {seconds(run['cuda_seconds'])} "
             f"({run['speedup']:.1f}x)")
+    ours = run.get("platform")
+    if ours:  # the training asset's own code on the same rows
+        text += (f"; the asset's training code {ours['speedup']:.1f}x, `auto` picked "
+                 f"{ours['device_auto']}, the CUDA model scored on a CPU within "
+                 f"{ours['served_on_cpu_max_abs_diff']:.0e}")
+    return text
 
 
 @dataclass(frozen=True)
