@@ -97,7 +97,11 @@ def resolve_device(preference: str) -> str:
 def booster_params(params: dict[str, Any], seed: int, device: str) -> dict[str, Any]:
     return {
         "objective": "binary:logistic",
-        "eval_metric": ["auc", "logloss"],
+        # Early stopping watches the last metric, and it always was logloss: the AUC that
+        # was evaluated before it on every round was never read, and took a fifth of the
+        # training time at 1M rows (sorting the validation scores 400 times). The test
+        # window's AUC is computed once, on the model kept.
+        "eval_metric": "logloss",
         "tree_method": "hist",
         **params,
         "device": device,
@@ -232,7 +236,7 @@ def train_spark(train_df, validation_df, encoding: Encoding, label: str,
         # A barrier stage cannot sit on the union's mixed partitioning: shuffle first.
         force_repartition=True,
         early_stopping_rounds=early_stopping_rounds, device=params.get("device", "cpu"),
-        eval_metric=params.get("eval_metric", ["auc", "logloss"]), **kwargs)
+        eval_metric=params.get("eval_metric", "logloss"), **kwargs)
     booster = estimator.fit(data).get_booster()
     best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
     booster = booster[: best + 1]

@@ -53,6 +53,21 @@ def test_training_is_reproducible_byte_for_byte():
     assert np.array_equal(first.predict(split.test), second.predict(split.test))
 
 
+def test_early_stopping_evaluates_only_the_metric_it_watches():
+    """Each round scores the validation window on logloss alone (an AUC there sorts every
+    score each round), and the model is the one an AUC-and-logloss run kept: early stopping
+    watched logloss, the last metric, in both."""
+    split = training.time_split(_frame(4000, seed=1), "t", 0.2, 0.2)
+    params = training.booster_params({"max_depth": 3, "subsample": 0.8}, seed=7,
+                                     device="cpu")
+    model = training.train(split, Encoding(("a", "b")), "label", params, 300, 10)
+    before = training.train(split, Encoding(("a", "b")), "label",
+                            {**params, "eval_metric": ["auc", "logloss"]}, 300, 10)
+    assert list(model.evals["validation"]) == ["logloss"]
+    assert model.best_iteration == before.best_iteration < 299  # it did stop early
+    assert model.sha256() == before.sha256()
+
+
 def test_resolve_device_follows_the_machine():
     if gpu_present():
         assert training.resolve_device("auto") == "cuda"
