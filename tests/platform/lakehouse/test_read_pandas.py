@@ -2,11 +2,18 @@
 same rows, same values, naive UTC timestamps, and the version asked for (time travel)."""
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from lakeloop.lakehouse.tables import overwrite_table, read_columns, read_pandas
+from lakeloop.lakehouse.tables import (
+    overwrite_table,
+    read_columns,
+    read_pandas,
+    read_table,
+    version_files,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -50,3 +57,43 @@ def test_distinct_values_come_from_the_same_read_and_equal_sparks(spark, tmp_pat
     spark.createDataFrame(first).write.format("delta").partitionBy("h").save(str(parted))
     frame, values = read_columns(spark, parted, 0, ["k", "x"], ("h",))
     assert values == {"h": ["h1", "h2", "h3"]} and sorted(frame["k"]) == list("abcdef")
+
+
+def _spark_files(spark, path, version):
+    return sorted(f.removeprefix("file:") for f in read_table(spark, path, version)
+                  .inputFiles())
+
+
+def test_a_local_versions_files_come_from_its_delta_log_as_spark_lists_them(spark, tmp_path):
+    """Without Spark (none is passed): each version's files after an overwrite, an append
+    and an overwrite that drops them, and a partitioned table's (values that need escaping
+    in a folder name), are exactly the files Spark's reader lists for that version."""
+    path = tmp_path / "t"
+    frame = pd.DataFrame({"k": list("abcd"), "x": [1.0, 2.0, 3.0, 4.0],
+                          "h": ["p:1", "q 2", "p:1", "r%3"]})
+    overwrite_table(spark.createDataFrame(frame), path)
+    spark.createDataFrame(frame).write.format("delta").mode("append").save(str(path))
+    overwrite_table(spark.createDataFrame(frame.head(2)), path)
+    for version in (0, 1, 2):
+        assert version_files(None, path, version, ["k"]) == _spark_files(spark, path, version)
+    assert len(version_files(None, path, 1, ["k"])) > len(version_files(None, path, 0, ["k"]))
+    parted = tmp_path / "p"
+    spark.createDataFrame(frame).write.format("delta").partitionBy("h").save(str(parted))
+    files = version_files(None, parted, 0, ["k", "x"])
+    assert files == _spark_files(spark, parted, 0) and len(files) >= 3
+    assert all(Path(f).is_file() for f in files)
+    # a wanted column only in the folder names: Spark reads it
+    assert version_files(None, parted, 0, ["k", "h"]) == []
+
+
+def test_deletion_vectors_are_read_through_spark(spark, tmp_path):
+    """A table whose deletes are deletion vectors: its files still hold deleted rows, so
+    pyarrow must not read them alone; read_columns gives Spark's rows."""
+    path = tmp_path / "dv"
+    frame = pd.DataFrame({"k": list("abcdef"), "x": [float(i) for i in range(6)]})
+    spark.createDataFrame(frame).write.format("delta").option(
+        "delta.enableDeletionVectors", "true").save(str(path))
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE k IN ('b', 'e')")
+    assert version_files(None, path, 1, ["k", "x"]) == []
+    ours, _ = read_columns(spark, path, 1, ["k", "x"])
+    assert sorted(ours["k"]) == ["a", "c", "d", "f"]
