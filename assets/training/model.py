@@ -3,6 +3,7 @@ judged by blocking gates: performance, fairness and no regression in the asset i
 reproducibility and ONNX parity as separate checks that retrain and export it."""
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
@@ -161,14 +162,18 @@ def build(use_case: UseCase) -> list:
                         spark: SparkResource, lakehouse: LakehouseResource,
                         mlflow: MlflowResource):
         session, path = spark.session(), lakehouse.table(training_set_key)
-        version = latest_version(session, path)
-        training = data.load(session, path, version, use_case, snapshots=True,
-                             lineage=commit_metadata(session, path, version))
-        try:
-            candidate = train_candidate(session, training, use_case, config.model_dump(),
-                                        champion_of(mlflow, use_case))
-        except NotEnoughEvidence as exc:
-            raise dg.Failure(str(exc)) from None
+        # The champion (MLflow's client, its model's bytes) is looked up while the training
+        # set loads and the model trains: nothing needs it before the no-regression gate.
+        with ThreadPoolExecutor(1, thread_name_prefix="champion") as pool:
+            champion = pool.submit(champion_of, mlflow, use_case)
+            version = latest_version(session, path)
+            training = data.load(session, path, version, use_case, snapshots=True,
+                                 lineage=commit_metadata(session, path, version))
+            try:
+                candidate = train_candidate(session, training, use_case,
+                                            config.model_dump(), champion)
+            except NotEnoughEvidence as exc:
+                raise dg.Failure(str(exc)) from None
         registered = register(mlflow, use_case, candidate, training, context.run.run_id,
                               trained_by=trainer(context.run.tags))
         context.log.info(f"model {use_case.name} v{registered.version}: {candidate.summary()}")
