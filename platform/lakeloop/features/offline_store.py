@@ -67,7 +67,9 @@ class SinglePassSparkOfflineStore(SparkOfflineStore):
     @staticmethod
     def get_historical_features(*args, **kwargs):
         # Feast renders its query from the module's template inside this call (the job
-        # keeps the rendered text): the template is ours for the call's duration only.
+        # keeps the rendered text): the template is ours for the call's duration only. The
+        # swap is process-wide: a stock Spark offline store called at that moment in this
+        # process would render ours too (Lakeloop configures none). Not reentrant.
         with _RENDERING:
             feast_spark.MULTIPLE_FEATURE_VIEW_POINT_IN_TIME_JOIN = TEMPLATE
             try:
