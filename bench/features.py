@@ -205,7 +205,7 @@ def _historical(spark, uc, work: Path, sizes: dict) -> list[Result]:
     with spark_guard(spark):
         store = pinned_store(use_case_objects(uc, str(gold)), work / "pinned")
         fs = store.get_feature_service(feature_service_name(uc))
-        stock = _stock_store(use_case_objects(uc, str(gold)), work / "stock")
+        stock = pinned_store(use_case_objects(uc, str(gold)), work / "stock", offline="spark")
     ttl = uc.features.entity.ttl_days
     g = spark.read.format("delta").load(str(gold))
 
@@ -257,21 +257,6 @@ def _historical(spark, uc, work: Path, sizes: dict) -> list[Result]:
                    met=best["ours"] <= 1.5 * best["hand"]),
             Result("feast_historical", f"{label} entity rows, Feast's stock Spark store", "s",
                    best["feast"], peer, best["hand"], target="reported")]
-
-
-def _stock_store(objects, directory: Path):
-    """The same definitions on Feast's own Spark offline store."""
-    from feast import FeatureStore, RepoConfig
-
-    from lakeloop.features import config
-
-    directory.mkdir(parents=True, exist_ok=True)
-    store = FeatureStore(config=RepoConfig(**config.repo_config(
-        str(directory / "registry.db"),
-        config.online_config("sqlite", sqlite_path=str(directory / "online.db")),
-        offline="spark", project="lakeloop_stock")))
-    store.apply(objects)
-    return store
 
 
 def _check_same_answer(spark, feast_path: Path, other_path: Path, rows: int,

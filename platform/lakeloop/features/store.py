@@ -292,16 +292,18 @@ def online_features_http(url: str, service: str, join_key: str, keys: list[str],
     return {name: result["values"] for name, result in zip(names, body["results"], strict=True)}
 
 
-def pinned_store(objects: list[Any], directory: Path):
+def pinned_store(objects: list[Any], directory: Path, offline: str = config.SPARK_STORE):
     """A throwaway store whose registry holds ``objects`` (for example a source pinned to a
-    Delta version): historical retrieval against exactly those definitions."""
+    Delta version): historical retrieval against exactly those definitions, on Lakeloop's
+    offline store (``offline="spark"``: Feast's stock one, which tests and benchmarks
+    compare it with)."""
     from feast import FeatureStore, RepoConfig
 
     directory.mkdir(parents=True, exist_ok=True)
     store = FeatureStore(config=RepoConfig(**config.repo_config(
         str(directory / "registry.db"),
         config.online_config("sqlite", sqlite_path=str(directory / "online.db")),
-        project="lakeloop_pinned")))
+        offline=offline, project="lakeloop_pinned")))
     store.apply(objects)
     return store
 

@@ -291,8 +291,7 @@ def version_files(spark: SparkSession | None, path: Path | str, version: int,
     detail = _detail(spark, path)
     if detail is None:
         raise ValueError(f"{path}: Delta returned no table detail")
-    features = set(detail["tableFeatures"] or [])
-    if features & _SPARK_ONLY or set(detail["partitionColumns"] or []) & set(wanted):
+    if not _by_file(detail["tableFeatures"], detail["partitionColumns"], wanted):
         return []
     files = read_table(spark, path, version).inputFiles()
     if any("://" in f and not f.startswith("file:") for f in files):
@@ -305,12 +304,18 @@ def _log_files(path: str, version: int, wanted: Sequence[str]) -> list[str]:
 
     table = DeltaTable(path, version=version)
     protocol, meta = table.protocol(), table.metadata()
-    features = {*(protocol.reader_features or []), *(protocol.writer_features or [])}
+    features = [*(protocol.reader_features or []), *(protocol.writer_features or [])]
     # Reader version 2 turns column mapping on by a table property, with no feature list.
-    mapped = meta.configuration.get("delta.columnMapping.mode", "none") != "none"
-    if features & _SPARK_ONLY or mapped or set(meta.partition_columns) & set(wanted):
+    if meta.configuration.get("delta.columnMapping.mode", "none") != "none":
+        features.append("columnMapping")
+    if not _by_file(features, meta.partition_columns, wanted):
         return []
     return sorted(table.file_uris())
+
+
+def _by_file(features, partition_columns, wanted: Sequence[str]) -> bool:
+    """Whether pyarrow reads ``wanted`` right from the version's files alone."""
+    return not (set(features or []) & _SPARK_ONLY or set(partition_columns or []) & set(wanted))
 
 
 def read_window(spark: SparkSession, path: Path | str, start: str, end: str) -> DataFrame:

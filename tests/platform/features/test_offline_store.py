@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from lakeloop.features import config
 from lakeloop.features.offline_store import (
     FEAST_TEMPLATE,
     SinglePassSparkOfflineStore,
@@ -88,7 +87,7 @@ def test_single_pass_join_gives_feasts_rows(spark, tmp_path):
     with tempfile.TemporaryDirectory() as tmp, spark_guard(spark):
         ours = pinned_store(objects, Path(tmp) / "ours")
         assert isinstance(ours._get_provider().offline_store, SinglePassSparkOfflineStore)
-        feasts = _store(objects, Path(tmp) / "feast", "spark")
+        feasts = pinned_store(objects, Path(tmp) / "feast", offline="spark")
         for full_names in (False, True):
             mine = _answer(spark, ours, entity_df, full_names)
             theirs = _answer(spark, feasts, entity_df, full_names)
@@ -103,18 +102,6 @@ def test_single_pass_join_gives_feasts_rows(spark, tmp_path):
     assert {r["a__x"] for r in by_label[("c4", "l")]} == {7.0}
     assert {r["a__x"] for r in by_label[("c5", "l")]} == {None}
     assert {r["b__y"] for r in by_label[("c1", "l")]} == {10.0}
-
-
-def _store(objects, directory: Path, offline: str):
-    from feast import FeatureStore, RepoConfig
-
-    directory.mkdir(parents=True)
-    store = FeatureStore(config=RepoConfig(**config.repo_config(
-        str(directory / "registry.db"),
-        config.online_config("sqlite", sqlite_path=str(directory / "online.db")),
-        offline=offline, project="lakeloop_pinned")))
-    store.apply(objects)
-    return store
 
 
 def _key(row) -> tuple:
