@@ -1,6 +1,7 @@
 """Chaos on the running inference graph: each of its processes (the model server, the
 transformer, the executor and Feast's feature server) is killed with SIGKILL, as a crashed
-container would be, while clients send a steady stream of requests.
+container would be, and the online store the transformer reads is locked by a writer, while
+clients send a steady stream of requests.
 
 What must hold, for each:
 - every request that got an answer is in the request log afterwards (nothing answered lost);
@@ -8,7 +9,10 @@ What must hold, for each:
   the executor itself, a refused connection: nothing listens), and never waits longer than
   the graph's configured timeouts;
 - the endpoint answers again once the platform restarts what died (``ensure_champion``, what
-  ``lakeloop serve`` runs), without restarting anything else by hand.
+  ``lakeloop serve`` runs), without restarting anything else by hand;
+- the local transformer reads the SQLite online store in its own process: Feast's feature
+  server (still run for other clients) dying costs the graph nothing; a writer holding the
+  store's file past the lookup timeout is a 503 FEATURE_STORE_UNAVAILABLE until it lets go.
 
 Every wait is for an event (answers counted, failures counted), never for an amount of time.
 """
@@ -122,8 +126,6 @@ class Traffic:
 
 def _pid(rt: Runtime, component: str) -> int:
     uc = rt.use_case
-    if component == "feature_server":
-        return rt.feast.ensure_feature_server().pid
     name = (endpoint_name(uc) if component == "executor"
             else component_name(uc, CHAMPION, component))
     endpoint = rt.serving.endpoint(name)
@@ -146,7 +148,6 @@ def _logged(rt: Runtime) -> set[str]:
 DOWN = {
     "model": (503, "UPSTREAM_UNAVAILABLE"),
     "transformer": (503, "UPSTREAM_UNAVAILABLE"),
-    "feature_server": (503, "FEATURE_STORE_UNAVAILABLE"),
     "executor": (None, "connection refused"),
 }
 
@@ -182,3 +183,47 @@ def test_a_component_killed_under_traffic(live, component):
     answered = {o.key for o in outcomes if o.status == 200}
     missing = answered - _logged(rt)
     assert not missing, f"{len(missing)} answered request(s) not in the request log"
+
+
+def test_the_feature_server_killed_under_traffic_costs_the_graph_nothing(live):
+    rt, url, sample = live
+    ok = lambda o: o.status == 200  # noqa: E731
+    with Traffic(url, sample, rt.use_case.events.key, f"chaos-fs-{time.time_ns()}") as traffic:
+        traffic.wait_for(ok, 30, 0, "answers before the fault")
+        server = rt.feast.ensure_feature_server()
+        os.killpg(server.pid, signal.SIGKILL)
+        killed = traffic.mark()
+        traffic.wait_for(ok, 50, killed, "answers with the feature server dead")
+        assert rt.feast.ensure_feature_server().pid != server.pid  # back for other clients
+    assert traffic.count(lambda o: not ok(o)) == 0, traffic.summary()
+    assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
+
+
+def test_the_online_store_locked_under_traffic(live):
+    """A writer keeps SQLite's exclusive lock on the online store (a materialisation stuck
+    mid-commit): lookups wait the transformer's timeout, then 503; once it lets go, answers."""
+    import sqlite3
+
+    rt, url, sample = live
+    ok = lambda o: o.status == 200  # noqa: E731
+    down = lambda o: (o.status, o.reason) == (503, "FEATURE_STORE_UNAVAILABLE")  # noqa: E731
+    with Traffic(url, sample, rt.use_case.events.key, f"chaos-lock-{time.time_ns()}") as traffic:
+        traffic.wait_for(ok, 30, 0, "answers before the fault")
+        writer = sqlite3.connect(rt.feast.sqlite_path, timeout=STEP_TIMEOUT_S)
+        writer.execute("BEGIN EXCLUSIVE")
+        try:
+            locked = traffic.mark()
+            traffic.wait_for(down, 3, locked, "503s while the store is locked")
+        finally:
+            writer.rollback()
+            writer.close()
+        released = traffic.mark()
+        traffic.wait_for(ok, 30, released, "answers once the lock is gone")
+        settled = traffic.mark()
+        traffic.wait_for(ok, 20, settled, "answers in a row")
+    allowed = {(200, ""), (503, "FEATURE_STORE_UNAVAILABLE")}
+    assert all((o.status, o.reason) in allowed for o in traffic.outcomes), traffic.summary()
+    assert max(o.seconds for o in traffic.outcomes) < CLIENT_LIMIT_S, traffic.summary()
+    assert traffic.count(lambda o: not ok(o), settled) == 0, traffic.summary(settled)
+    answered = {o.key for o in traffic.outcomes if o.status == 200}
+    assert not answered - _logged(rt), "answered requests missing from the request log"

@@ -1,7 +1,7 @@
 """Deploying registered model versions as inference graphs, locally.
 
 A predictor is the graph the SeldonDeployment describes: the feature transformer (applicant
-id + request fields -> complete feature row, from Feast's feature server) then the model.
+id + request fields -> complete feature row, from Feast's online store) then the model.
 Each runs as a seldon-core microservice on 127.0.0.1; the local executor in front routes
 requests between predictors (champion only, canary, A/B) and mirrors them to a shadow.
 
@@ -28,6 +28,7 @@ from lakeloop.deployment.manifests import (
     request_schema,
 )
 from lakeloop.deployment.serving import Endpoint, ServingError, ServingResource
+from lakeloop.features.online import serving_spec
 from lakeloop.features.store import FeastResource, feature_service_name
 from lakeloop.lakehouse.tables import LakehouseResource
 from lakeloop.tracking import CHALLENGER, CHAMPION, MlflowResource
@@ -35,7 +36,7 @@ from lakeloop.training.encoding import ENCODING_TAG, Encoding
 from lakeloop.usecase import UseCase
 
 OFFSETS = {CHAMPION: 10, CHALLENGER: 20}
-# The transformer mostly waits on the feature server: threads, not processes, keep it busy.
+# The transformer mostly waits on its lookup: threads, not processes, keep it busy.
 TRANSFORMER_THREADS = 4
 
 
@@ -150,7 +151,6 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     """The model and transformer microservices of ``version`` in ``role`` (restarted), whole
     or not at all: when one cannot start, the other is stopped again, so a failed start
     never leaves half a predictor answering (or holding its ports) beside the champion.
-
     The two start side by side (the transformer once Feast's feature server, which it
     reads, answers): each is a new interpreter importing seldon-core, once waited in turn."""
     from concurrent.futures import ThreadPoolExecutor
@@ -162,7 +162,6 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     model_name = component_name(use_case, role, "model")
     transformer_name = component_name(use_case, role, "transformer")
     component, files = model_params(use_case, version, model_dir)
-
     common = {"features": json.dumps(config["features"]), "model_name": use_case.name,
               "model_version": version, "log_dir": log_dir}
 
@@ -172,13 +171,15 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
             "threshold": config["threshold"], "reason_codes": reason_codes_json(use_case),
         }, port)
 
+    # (versions registered before the tag existed were trained on the use case's service)
+    service = config["feature_service"] or feature_service_name(use_case)
+
     def transformer() -> Endpoint:
         server = rt.feast.ensure_feature_server()
+        online = serving_spec(rt.feast, service)  # SQLite: read in the transformer itself
         return rt.serving.start(transformer_name, TRANSFORMER_CLASS, {
-            **common, "feature_server_url": server.url,
-            # Versions registered before the tag existed were trained on the use case's
-            # service.
-            "feature_service": config["feature_service"] or feature_service_name(use_case),
+            **common, "feature_server_url": server.url, "feature_service": service,
+            "online_store": json.dumps(online) if online else "",
             "entity_key": use_case.entity.join_key,
             "request_features": json.dumps(list(use_case.features.request)),
             "schema": json.dumps(request_schema(use_case)),

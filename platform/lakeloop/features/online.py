@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from lakeloop.features.store import feature_service_name, feature_view_name, spark_guard
 from lakeloop.lakehouse.tables import latest_version, read_table
@@ -99,3 +100,41 @@ def materialize(store, session, gold_path: str, use_case: UseCase, start: str,
     return Materialized(begin, finish, int(stats["rows"]), int(stats["entities"]),
                         gold_version, seconds, len(sample),
                         compare(offline, online, key, use_case.entity_features))
+
+
+# Feature types the serving image's in-process reader decodes (lakeloop.deployment.seldon.online)
+IN_PROCESS_TYPES = ("Bool", "Bytes", "Float32", "Float64", "Int32", "Int64", "String",
+                    "UnixTimestamp")
+
+
+def serving_spec(feast, service: str) -> dict | None:
+    """What the transformer reads in-process for ``service`` (its SQLite store's path, each
+    view's table and features), or None where it keeps reading through the feature server:
+    a Redis store, an on-demand view, an entity of several keys or of a non-string key, a
+    feature of a list or map type."""
+    from feast import FeatureView
+    from feast.infra.online_stores.helpers import compute_table_id
+    from feast.value_type import ValueType
+
+    if feast.online_store != "sqlite":
+        return None
+    store = feast.store()
+    versioning = store.config.registry.enable_online_feature_view_versioning
+    views, join_key = [], None
+    for projection in store.get_feature_service(service).feature_view_projections:
+        view = next((v for v in store.list_feature_views() if v.name == projection.name), None)
+        if not isinstance(view, FeatureView) or len(view.entity_columns) != 1:
+            return None
+        column = view.entity_columns[0]
+        if column.dtype.to_value_type() != ValueType.STRING or \
+                join_key not in (None, column.name):
+            return None
+        join_key = column.name
+        if any(str(f.dtype) not in IN_PROCESS_TYPES for f in projection.features):
+            return None
+        views.append({"table": compute_table_id(store.config.project, view, versioning),
+                      "features": [[f.name, f.name] for f in projection.features]})
+    if join_key is None:
+        return None
+    return {"kind": "sqlite", "path": str(Path(feast.sqlite_path).resolve()),
+            "join_key": join_key, "views": views}

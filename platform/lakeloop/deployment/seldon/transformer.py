@@ -8,8 +8,10 @@ optionally any of the entity's features (the bureau profile pulled at applicatio
     {"jsonData": {"application_id": "A-1", "application_ts": "2026-10-15T10:31:00+02:00",
                   "applicant_id": "A17", "loan_amount": 12000, "loan_term_months": 36}}
 
-Entity features the request does not carry come from Feast's feature server, through the
-feature service the model was trained on. An entity the online store does not know is scored
+Entity features the request does not carry come from Feast's online store, through the
+feature service the model was trained on: read in this process where the store is SQLite
+(``online_store``, see ``lakeloop.deployment.seldon.online``), else from Feast's feature
+server. An entity the online store does not know is scored
 when the request carries all of its features, and otherwise refused (404) with the features
 it would need. Every value is checked against the use case's contract with the lakehouse's
 own rules and words (``lakeloop.lakehouse.rules``): what the lakehouse would quarantine, the
@@ -32,6 +34,7 @@ from lakeloop.deployment.seldon.errors import RequestError
 from lakeloop.lakehouse import rules
 
 if TYPE_CHECKING:
+    from lakeloop.deployment.seldon.online import SqliteOnline
     from lakeloop.deployment.seldon.request_log import RequestLog
     from lakeloop.deployment.seldon.upstream import Upstream
 
@@ -154,7 +157,8 @@ class FeatureTransformer:
     def __init__(self, feature_server_url: str, feature_service: str, features: str,
                  schema: str = "", entity_key: str = "", request_features: str = "[]",
                  timeout_s: float = 2.0, instance_id: str = "", model_name: str = "",
-                 model_version: str = "", log_dir: str = "", **_ignored):
+                 model_version: str = "", log_dir: str = "", online_store: str = "",
+                 **_ignored):
         self.feature_server_url = feature_server_url.rstrip("/")
         self.feature_service = feature_service
         self.features = json.loads(features)
@@ -171,13 +175,19 @@ class FeatureTransformer:
         self.model_name = model_name
         self.model_version = str(model_version)
         self.log_dir = log_dir
+        self.online_store: dict | None = json.loads(online_store) if online_store else None
         self.http: Upstream | None = None
+        self.store: SqliteOnline | None = None
         self.log: RequestLog | None = None
 
     def load(self):
         from lakeloop.deployment.seldon.upstream import Upstream
 
         self.http = Upstream(self.timeout_s)
+        if self.online_store is not None:
+            from lakeloop.deployment.seldon.online import SqliteOnline
+
+            self.store = SqliteOnline(self.online_store, self.timeout_s)
         if self.log_dir:
             from lakeloop.deployment.seldon.request_log import RequestLog
 
@@ -187,6 +197,7 @@ class FeatureTransformer:
         if self.http is None:
             raise RequestError("transformer not loaded yet", "NOT_READY", status_code=503)
         return {"component": "transformer", "feature_service": self.feature_service,
+                "online": "in-process" if self.store is not None else self.feature_server_url,
                 "instance_id": self.instance_id}
 
     def _online(self, keys: list[str]) -> dict[str, list]:
@@ -194,6 +205,14 @@ class FeatureTransformer:
 
         if self.http is None:
             raise RequestError("transformer not loaded yet", "NOT_READY", status_code=503)
+        if self.store is not None:
+            from lakeloop.deployment.seldon.online import StoreUnavailable
+
+            try:
+                return self.store.read(keys)
+            except StoreUnavailable as exc:
+                raise RequestError(f"the online store could not be read: {exc}",
+                                   "FEATURE_STORE_UNAVAILABLE", status_code=503) from None
         url = f"{self.feature_server_url}/get-online-features"
         request = {"feature_service": self.feature_service,
                    "entities": {self.schema.entity_key: keys}}
