@@ -1,14 +1,26 @@
-"""Feast's Spark offline store with a single-pass point-in-time join.
+"""Feast's Spark offline store with a point-in-time join of one join and one window per view.
 
-Feast's template finds each entity row's latest feature row in four steps over the joined
-rows: the newest ``created_timestamp`` per event time (an aggregate), joined back, then a
-``ROW_NUMBER`` for the newest event time, then joined back again for the feature values.
-Each step is a shuffle of every entity row's candidates. The same rows come out of one
-window: every candidate whose (event time, created time) is the newest of its entity row,
-``DENSE_RANK() = 1``. Ties on both times keep every tied row, as Feast's joins back do, and
-rows without a created time never match, as in Feast's join on it. Everything else (the
-entity frame, the time bounds, the TTL, the column names, the final joins) is Feast's own
-template, cut and rejoined here, so a change in Feast's template fails loudly at import.
+Feast's template deduplicates the entity rows (an aggregate), joins them with the feature
+rows, picks each entity row's newest candidate in four steps (an aggregate of the newest
+created time, a join back, a ``ROW_NUMBER``, another join back) and finally joins the result
+back to every entity row: seven shuffles of the entity rows and their candidates at 1M rows.
+The same rows come out of one LEFT JOIN of the entity rows with their candidates and one
+window over it, ``DENSE_RANK() = 1`` by (event time, created time), partitioned by the join
+keys and Feast's row id (so the window reuses the join's partitioning):
+
+- every candidate tied on both times is kept, as Feast's joins back keep them, and an entity
+  row repeated n times comes out n times, as from Feast's final join;
+- an entity row with no candidate keeps one row of nulls (the LEFT JOIN), as in Feast's;
+- candidates without a created time never match, as in Feast's join on it;
+- several views chain: each view's join starts from the previous view's result, so ties in
+  two views multiply as Feast's two final joins do.
+
+The candidate query (time bounds, TTL, partition pruning, column names) and the join
+conditions are Feast's own template, cut at markers and rejoined here, so a change in Feast's
+template fails loudly at import. One difference, on purpose: Feast's row id concatenates the
+keys and the time with no separator, so two entity rows whose keys run together (("A", "BC")
+and ("AB", "C") at one time) are one row to Feast, which crosses their answers; partitioning by
+the keys as well keeps each row's own answer.
 
 Selected in feature_store.yaml / RepoConfig with
 ``type: lakeloop.features.offline_store.SinglePassSparkOfflineStore``.
@@ -26,32 +38,80 @@ from feast.infra.offline_stores.contrib.spark_offline_store.spark import (
 )
 
 STORE_TYPE = "lakeloop.features.offline_store.SinglePassSparkOfflineStore"
+EOS = "---EOS---"
+# Feast's pieces, by where they start and end in its template.
+_CANDIDATES = ("    {{ featureview.name }}__subquery AS (",
+               "    {{ featureview.name }}__base AS (")
+_CONDITIONS = ("        ON TRUE", "\n    ),\n\n    /*\n     2. If the")
+_FV = "{{ featureview.name }}"
+_CREATED = "{% if featureview.created_timestamp_column %}"
+_OUTPUT = ("{% if full_feature_names %}{{ featureview.name }}__{{featureview.field_mapping.get("
+           "feature, feature)}}{% else %}{{ featureview.field_mapping.get(feature, feature) }}"
+           "{% endif %}")
+# The rows a view's join starts from: the entity rows, or the previous view's result.
+_PREVIOUS = ("{% if loop.first %}entity_dataframe{% else %}{{ loop.previtem.name }}__cleaned"
+             "{% endif %}")
+_KEYS = "{% for entity in featureview.entities %}{{ entity }}, {% endfor %}"
+_LAST = ("{% if featureviews %}{{ (featureviews | last).name }}__cleaned{% else %}"
+         "entity_dataframe{% endif %}")
 
-# Feast's per-view steps, from the aggregate to the last join back, replaced by one window.
-_FEAST_STEPS_START = "    /*\n     2. If the `created_timestamp_column` has been set"
-_FEAST_STEPS_END = "\n)\n\n---EOS---\n\n{% endfor %}"
-_SINGLE_PASS = """    {{ featureview.name }}__ranked AS (
-        SELECT *,
-            DENSE_RANK() OVER(
-                PARTITION BY {{featureview.name}}__entity_row_unique_id
-                ORDER BY event_timestamp DESC
-                {% if featureview.created_timestamp_column %}, created_timestamp DESC{% endif %}
-            ) AS lakeloop__rank
-        FROM {{ featureview.name }}__base
-        {% if featureview.created_timestamp_column %}WHERE created_timestamp IS NOT NULL{% endif %}
-    )
 
-    SELECT * FROM {{ featureview.name }}__ranked WHERE lakeloop__rank = 1"""
+def _piece(template: str, start: str, end: str) -> str:
+    at = template.find(start)
+    stop = template.find(end, at)
+    if at < 0 or stop < 0 or template.count(start) != 1:
+        raise RuntimeError("Feast's Spark point-in-time template changed: review "
+                           "lakeloop.features.offline_store against it")
+    return template[at:stop]
 
 
 def single_pass_template(feast_template: str) -> str:
-    """Feast's point-in-time template with its dedup-and-join-back steps as one window."""
-    start = feast_template.find(_FEAST_STEPS_START)
-    end = feast_template.find(_FEAST_STEPS_END, start)
-    if start < 0 or end < 0 or feast_template.count(_FEAST_STEPS_START) != 1:
+    """Feast's point-in-time template as one LEFT JOIN and one window per view."""
+    if feast_template.count(EOS) != 2:
         raise RuntimeError("Feast's Spark point-in-time template changed: review "
                            "lakeloop.features.offline_store against it")
-    return feast_template[:start] + _SINGLE_PASS + feast_template[end:]
+    entity_view = feast_template[:feast_template.index(EOS) + len(EOS)]
+    candidates = _piece(feast_template, *_CANDIDATES)
+    conditions = _piece(feast_template, *_CONDITIONS)
+    return f"""{entity_view}
+
+{{% for featureview in featureviews %}}
+
+CREATE OR REPLACE TEMPORARY VIEW {_FV}__cleaned AS (
+    WITH
+{candidates}    {_FV}__base AS (
+        SELECT entity_dataframe.*,
+            subquery.event_timestamp AS {_FV}__lakeloop_event_ts
+            {_CREATED}, subquery.created_timestamp AS {_FV}__lakeloop_created_ts{{% endif %}}
+            {{% for feature in featureview.features %}}, subquery.{_OUTPUT}{{% endfor %}}
+        FROM {_PREVIOUS} AS entity_dataframe
+        LEFT JOIN (
+            SELECT * FROM {_FV}__subquery
+            {_CREATED}WHERE created_timestamp IS NOT NULL{{% endif %}}
+        ) AS subquery
+{conditions}
+    ),
+
+    {_FV}__ranked AS (
+        SELECT *,
+            DENSE_RANK() OVER(
+                PARTITION BY {_KEYS}{_FV}__entity_row_unique_id
+                ORDER BY {_FV}__lakeloop_event_ts DESC
+                {_CREATED}, {_FV}__lakeloop_created_ts DESC{{% endif %}}
+            ) AS {_FV}__lakeloop_rank
+        FROM {_FV}__base
+    )
+
+    SELECT * FROM {_FV}__ranked WHERE {_FV}__lakeloop_rank = 1
+)
+
+{EOS}
+
+{{% endfor %}}
+
+SELECT {{{{ final_output_feature_names | join(', ') }}}}
+FROM {_LAST}
+"""
 
 
 FEAST_TEMPLATE = feast_spark.MULTIPLE_FEATURE_VIEW_POINT_IN_TIME_JOIN
