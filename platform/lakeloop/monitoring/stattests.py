@@ -36,7 +36,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2_contingency, ks_2samp, norm, wasserstein_distance
+from scipy.stats import chi2_contingency, ks_2samp, kstwo, norm, wasserstein_distance
 
 Kind = Literal["continuous", "binary", "categorical"]
 KINDS: tuple[Kind, ...] = ("continuous", "binary", "categorical")
@@ -85,6 +85,32 @@ def wasserstein_in_sds(reference: pd.Series, current: pd.Series) -> float:
     return float(wasserstein_distance(reference, current) / scale)
 
 
+# Above this many rows in either sample scipy's ks_2samp gives the asymptotic p-value (below,
+# the exact one, which ks_continuous leaves to it: small samples cost nothing).
+KS_EXACT_MAX_ROWS = 10_000
+
+
+def ks_continuous(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
+    """``(ks_p_value, wasserstein_in_sds)`` from one sort of each sample. ks_2samp and
+    wasserstein_distance each sort both samples, the second their union as well, and both
+    read the same two empirical CDFs at every point of the union; here they are read once.
+    The arithmetic is scipy's, step for step, so both figures are bit-identical to the two
+    calls (tested at several volumes, ties included)."""
+    u = np.sort(np.asarray(reference, dtype=np.float64))
+    v = np.sort(np.asarray(current, dtype=np.float64))
+    if max(len(u), len(v)) <= KS_EXACT_MAX_ROWS or min(len(u), len(v)) == 0:
+        return ks_p_value(reference, current), wasserstein_in_sds(reference, current)
+    union = np.concatenate([u, v])
+    union.sort(kind="mergesort")  # two sorted runs: a merge
+    gaps = np.abs(np.searchsorted(u, union, side="right") / len(u)
+                  - np.searchsorted(v, union, side="right") / len(v))
+    statistic = float(gaps.max())
+    m, n = sorted([float(len(u)), float(len(v))], reverse=True)
+    p = float(np.clip(kstwo.sf(statistic, np.round(m * n / (m + n))), 0, 1))
+    distance = float(np.vecdot(gaps[:-1], np.diff(union)))  # scipy's own sum (numpy 2)
+    return p, distance / max(float(np.std(reference)), 0.001)
+
+
 def two_proportion_p_value(reference: pd.Series, current: pd.Series, value) -> float:
     """Two-sided p-value of the pooled two-proportion z-test on the share of rows that are
     not ``value`` (Evidently's ``z``)."""
@@ -129,7 +155,7 @@ def measure(reference: pd.Series, current: pd.Series, kind: Kind) -> Measurement
     if kind == "continuous":
         ref = ref.astype("float64").replace([np.inf, -np.inf], np.nan).dropna()
         cur = cur.astype("float64").replace([np.inf, -np.inf], np.nan).dropna()
-        p, effect = ks_p_value(ref, cur), wasserstein_in_sds(ref, cur)
+        p, effect = ks_continuous(ref, cur)
     elif kind == "binary":
         values = sorted(set(ref.unique()) | set(cur.unique()), key=str)
         if len(values) < 2:

@@ -110,7 +110,8 @@ def _render(figs: dict) -> tuple[dict[str, bytes], dict[str, str]]:
     pngs, images = {}, {}
     for name, fig in figs.items():
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        # laid out by tight_layout already: bbox_inches="tight" would draw each figure twice
+        fig.savefig(buffer, format="png", dpi=100)
         pngs[name] = buffer.getvalue()
         if name in INLINE:
             images[name] = base64.b64encode(_thumbnail(pngs[name])).decode()

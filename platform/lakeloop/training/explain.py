@@ -36,6 +36,18 @@ def shap_importance(model: TrainedModel, frame: pd.DataFrame, sample: int = 2000
         "mean_abs_shap", ascending=False), by_feature, values
 
 
+CURVE_POINTS = 2000  # a curve's points drawn: finer than the plot's pixels
+
+
+def _thinned(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most CURVE_POINTS evenly spaced points of a curve (one per threshold can be one per
+    test row), first and last kept."""
+    if len(a) <= CURVE_POINTS:
+        return a, b
+    keep = np.unique(np.linspace(0, len(a) - 1, CURVE_POINTS).round().astype(int))
+    return a[keep], b[keep]
+
+
 def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
             shap_frame: ShapImportance) -> dict[str, Any]:
     """ROC and precision-recall curves, the confusion matrix at the threshold, feature
@@ -47,13 +59,13 @@ def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     out = {}
-    fpr, tpr, _ = roc_curve(y, p)
+    fpr, tpr = _thinned(*roc_curve(y, p)[:2])
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot(fpr, tpr, lw=1.5)
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
     out["plots/roc.png"] = fig
-    precision, recall, _ = precision_recall_curve(y, p)
+    precision, recall = _thinned(*precision_recall_curve(y, p)[:2])
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot(recall, precision, lw=1.5)
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)")
@@ -81,14 +93,18 @@ def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
     importance, contribs, x = shap_frame
     order = list(importance["feature"])[::-1]
     fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(order) + 1))
+    points, rows, colours = [], [], []
     for row, name in enumerate(order):
         j = model.features.index(name)
         values = x[:, j]
         low, high = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() \
             else (0.0, 0.0)
-        spread = (values - low) / ((high - low) or 1.0)
-        ax.scatter(contribs[:, j], np.full(len(values), row), c=spread, cmap="coolwarm",
-                   s=4, alpha=0.6)
+        points.append(contribs[:, j])
+        rows.append(np.full(len(values), row))
+        colours.append((values - low) / ((high - low) or 1.0))
+    if points:  # one collection for every feature's row of points: drawn once, not per row
+        ax.scatter(np.concatenate(points), np.concatenate(rows), c=np.concatenate(colours),
+                   cmap="coolwarm", vmin=0.0, vmax=1.0, s=4, alpha=0.6)
     ax.set(yticks=range(len(order)), yticklabels=order, xlabel="SHAP value (log-odds)",
            title="SHAP summary (colour: feature value)")
     out["plots/shap_summary.png"] = fig

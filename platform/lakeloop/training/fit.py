@@ -43,7 +43,11 @@ def time_split(df: pd.DataFrame, time_col: str, validation_fraction: float,
     Never random across time: the gates judge the model on a window it has never seen and
     that comes after everything it learnt from.
     """
-    ordered = df.sort_values(time_col, kind="stable").reset_index(drop=True)
+    times = df[time_col]
+    if times.is_monotonic_increasing and df.index.equals(pd.RangeIndex(len(df))):
+        ordered = df  # already in time order (as training sets are written): no copy
+    else:
+        ordered = df.sort_values(time_col, kind="stable").reset_index(drop=True)
     n = len(ordered)
     test_start = int(round(n * (1 - test_fraction)))
     val_start = int(round(n * (1 - test_fraction - validation_fraction)))

@@ -42,6 +42,22 @@ def test_continuous_columns_measure_as_evidentlys_ks_and_wasserstein(rows, shift
                                             rel=1e-12)
 
 
+@pytest.mark.parametrize(("rows", "other", "ties"), [
+    (stattests.KS_EXACT_MAX_ROWS + 1, 20_000, False), (60_000, 30_000, True),
+    (200_000, 12_000, True), (150_000, 150_000, False), (20_000, 1, False)])
+def test_one_sort_gives_scipys_ks_and_wasserstein_bit_for_bit(rows, other, ties):
+    """ks_continuous reads both figures off one sort of each sample: the same floats as
+    scipy's two calls, ties (values repeated across and within samples) included."""
+    rng = np.random.default_rng(rows + other)
+    reference, current = rng.normal(size=rows), rng.normal(0.02, 1.1, size=other)
+    if ties:
+        reference, current = reference.round(1), current.round(1)
+    reference, current = pd.Series(reference), pd.Series(current)
+    assert stattests.ks_continuous(reference, current) == (
+        stattests.ks_p_value(reference, current),
+        stattests.wasserstein_in_sds(reference, current))
+
+
 @pytest.mark.parametrize("rows", [50, 5_000, 500_000])
 @pytest.mark.parametrize(("values", "share"), [
     (("no", "yes"), 0.1), ((False, True), 0.3), ((0, 1), 0.5), (("no", "yes"), 0.0)])

@@ -30,6 +30,25 @@ def test_time_split_never_mixes_time():
     assert len(split.train) + len(split.validation) + len(split.test) == len(df)
 
 
+@pytest.mark.parametrize("shape", ["in order", "shuffled", "in order, other index",
+                                   "equal times"])
+def test_time_split_is_the_stable_sort_however_the_rows_come(shape):
+    """Rows already in time order are split where they are (no copy); any other frame is
+    sorted first. Either way the windows are those of a stable sort on the time."""
+    df = _frame(300)
+    if shape == "shuffled":
+        df = df.sample(frac=1, random_state=4)
+    elif shape == "in order, other index":
+        df.index = df.index + 1000
+    elif shape == "equal times":
+        df["t"] = df["t"].dt.floor("D")  # 24 rows a day: ties kept in the rows' order
+    split = training.time_split(df, "t", 0.2, 0.2)
+    expected = df.sort_values("t", kind="stable").reset_index(drop=True)
+    got = pd.concat([split.train, split.validation, split.test])
+    pd.testing.assert_frame_equal(got, expected)
+    assert [len(split.train), len(split.validation), len(split.test)] == [180, 60, 60]
+
+
 def test_time_split_refuses_too_little_data():
     with pytest.raises(training.TrainingDataError, match="empty"):
         training.time_split(_frame(2), "t", 0.2, 0.2)
