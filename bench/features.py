@@ -4,7 +4,7 @@ Online: p50/p99 latency at 1, 10 and 100 entities on SQLite and Redis (a real
 redis-server), through the Python SDK and over HTTP (Feast's feature server), next to a raw
 client reading the same keys (sqlite3 query; redis-py pipelined HMGET).
 Historical: a 1M-row entity frame against the gold table through Feast with Lakeloop's offline
-store (one-window point-in-time join), next to a plain Spark as-of join written by hand on
+store (one join and one window per view), next to a plain Spark as-of join written by hand on
 the same data, and Feast's stock Spark offline store. Each must return what stock Feast
 returns (the same rows and values, compared as multisets after all are written out; the
 benchmark fails otherwise), and all are timed warm: each runs once untimed first (that run
