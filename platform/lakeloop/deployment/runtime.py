@@ -151,8 +151,8 @@ def start_predictor(rt: Runtime, version: str, role: str) -> Predictor:
     """The model and transformer microservices of ``version`` in ``role`` (restarted), whole
     or not at all: when one cannot start, the other is stopped again, so a failed start
     never leaves half a predictor answering (or holding its ports) beside the champion.
-    The two start side by side (the transformer once Feast's feature server, which it
-    reads, answers): each is a new interpreter importing seldon-core, once waited in turn."""
+    The two start side by side (the transformer once Feast's feature server, its lookup
+    where it does not read the store itself, answers), each a new interpreter."""
     from concurrent.futures import ThreadPoolExecutor
 
     use_case = rt.use_case

@@ -3,7 +3,7 @@
 Feast's template deduplicates the entity rows (an aggregate), joins them with the feature
 rows, picks each entity row's newest candidate in four steps (an aggregate of the newest
 created time, a join back, a ``ROW_NUMBER``, another join back) and finally joins the result
-back to every entity row: seven shuffles of the entity rows and their candidates at 1M rows.
+back to every entity row, each step a shuffle of the entity rows or their candidates.
 The same rows come out of one LEFT JOIN of the entity rows with their candidates and one
 window over it, ``DENSE_RANK() = 1`` by (event time, created time), partitioned by the join
 keys and Feast's row id (so the window reuses the join's partitioning):
@@ -56,20 +56,23 @@ _LAST = ("{% if featureviews %}{{ (featureviews | last).name }}__cleaned{% else 
          "entity_dataframe{% endif %}")
 
 
+def _changed() -> RuntimeError:
+    return RuntimeError("Feast's Spark point-in-time template changed: review "
+                        "lakeloop.features.offline_store against it")
+
+
 def _piece(template: str, start: str, end: str) -> str:
     at = template.find(start)
     stop = template.find(end, at)
     if at < 0 or stop < 0 or template.count(start) != 1:
-        raise RuntimeError("Feast's Spark point-in-time template changed: review "
-                           "lakeloop.features.offline_store against it")
+        raise _changed()
     return template[at:stop]
 
 
 def single_pass_template(feast_template: str) -> str:
     """Feast's point-in-time template as one LEFT JOIN and one window per view."""
     if feast_template.count(EOS) != 2:
-        raise RuntimeError("Feast's Spark point-in-time template changed: review "
-                           "lakeloop.features.offline_store against it")
+        raise _changed()
     entity_view = feast_template[:feast_template.index(EOS) + len(EOS)]
     candidates = _piece(feast_template, *_CANDIDATES)
     conditions = _piece(feast_template, *_CONDITIONS)

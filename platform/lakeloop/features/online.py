@@ -121,8 +121,9 @@ def serving_spec(feast, service: str) -> dict | None:
     store = feast.store()
     versioning = store.config.registry.enable_online_feature_view_versioning
     views, join_key = [], None
+    by_name = {v.name: v for v in store.list_feature_views()}  # on-demand views are not here
     for projection in store.get_feature_service(service).feature_view_projections:
-        view = next((v for v in store.list_feature_views() if v.name == projection.name), None)
+        view = by_name.get(projection.name)
         if not isinstance(view, FeatureView) or len(view.entity_columns) != 1:
             return None
         column = view.entity_columns[0]

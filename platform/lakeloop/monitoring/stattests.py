@@ -96,10 +96,11 @@ def ks_continuous(reference: pd.Series, current: pd.Series) -> tuple[float, floa
     read the same two empirical CDFs at every point of the union; here they are read once.
     The arithmetic is scipy's, step for step, so both figures are bit-identical to the two
     calls (tested at several volumes, ties included)."""
+    if max(len(reference), len(current)) <= KS_EXACT_MAX_ROWS or \
+            min(len(reference), len(current)) == 0:
+        return ks_p_value(reference, current), wasserstein_in_sds(reference, current)
     u = np.sort(np.asarray(reference, dtype=np.float64))
     v = np.sort(np.asarray(current, dtype=np.float64))
-    if max(len(u), len(v)) <= KS_EXACT_MAX_ROWS or min(len(u), len(v)) == 0:
-        return ks_p_value(reference, current), wasserstein_in_sds(reference, current)
     union = np.concatenate([u, v])
     union.sort(kind="mergesort")  # two sorted runs: a merge
     gaps = np.abs(np.searchsorted(u, union, side="right") / len(u)
