@@ -81,3 +81,15 @@ def test_spark_settings_from_the_environment_reach_every_session(tmp_path):
     for bad in ("spark.sql.codegen.wholeStage", "codegen=false", "spark.a="):
         with pytest.raises(SettingsError, match=r"LAKELOOP_SPARK_CONF=.*spark\.<setting>"):
             Settings.from_env({"LAKELOOP_SPARK_CONF": bad})
+
+
+def test_the_jit_compiles_the_long_methods_spark_generates(spark):
+    """A contract over a wide table is one generated method longer than HotSpot compiles by
+    default: the flag must reach the running driver, and executors on a cluster."""
+    from lakeloop.spark import SparkResource
+
+    runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert "-XX:-DontCompileHugeMethods" in list(runtime.getInputArguments())
+    cluster = SparkResource(master="k8s://https://127.0.0.1:6443").session_settings()
+    assert "-XX:-DontCompileHugeMethods" in cluster["spark.executor.extraJavaOptions"].split()
+    assert "-XX:-DontCompileHugeMethods" in cluster["spark.driver.extraJavaOptions"].split()

@@ -9,6 +9,7 @@ from typing import Any
 from lakeloop.lakehouse import quality
 from lakeloop.lakehouse.contracts import BAD, ROW, apply_contract, reasons, repeated_keys
 from lakeloop.lakehouse.tables import Commit, read_table, read_window, replace_window
+from lakeloop.spark import session_conf
 from lakeloop.usecase import Source
 
 LINEAGE = ["_snapshot_hash", "_source_file", "_row", "_ingested_at"]
@@ -117,8 +118,12 @@ def write(session, tables: Tables, source: Source, start: str, end: str, days: l
     silver_commit = replace_window(silver_df, tables.silver, start, end, run_id=run_id,
                                    merge_schema=True,
                                    stats_columns=[source.key, source.event_time])
-    quarantine_commit = replace_window(quarantine_df, tables.quarantine, start, end,
-                                       run_id=run_id, stats_columns=[])
+    # Fused into one generated method, the contract plus every reason and the row as JSON
+    # is too large for the JIT's optimising tier: operator by operator it ran in 5.8 s
+    # instead of 19 s on 2M rows.
+    with session_conf(session, {"spark.sql.codegen.wholeStage": "false"}):
+        quarantine_commit = replace_window(quarantine_df, tables.quarantine, start, end,
+                                           run_id=run_id, stats_columns=[])
 
     # Counts from what was written, independently of one another. One pass over bronze
     # gives both the window's rows in and the trailing days the anomaly check compares.
