@@ -85,9 +85,13 @@ class KeyRepeats:
     keys_on_several_days: list[str]
 
 
-def repeated_keys(bronze: DataFrame, column: str, collect_limit: int = 200_000) -> KeyRepeats:
-    """Find repeated keys with one aggregation over the key column, then look only at the
-    (few) rows of those keys: the full rows are never shuffled.
+def repeated_keys(bronze: DataFrame, column: str, collect_limit: int = 200_000,
+                  buckets: int | None = None) -> KeyRepeats:
+    """Find repeated keys with one aggregation over a 64-bit hash of the key column, then
+    look only at the (few) rows whose hash repeats, comparing their keys exactly: the full
+    rows are never shuffled, and a hash shared by two different keys costs a look, never a
+    wrong answer. (``buckets`` folds the hash into that many values: tests use it to make
+    every key share a hash with others.)
 
     Within a day's snapshot the first row of a key wins and later ones are quarantined;
     keys seen on several days of the window are reported (a table-level check).
@@ -98,7 +102,10 @@ def repeated_keys(bronze: DataFrame, column: str, collect_limit: int = 200_000) 
     spark = bronze.sparkSession
     trimmed = F.nullif(F.trim(F.col(f"`{column}`")), F.lit(""))
     keys = bronze.select(trimmed.alias("_k"), "ds", ROW).where(F.col("_k").isNotNull())
-    multi = keys.groupBy("_k").count().where("count > 1").select("_k")
+    hashed = F.xxhash64("_k")
+    if buckets is not None:
+        hashed = F.pmod(hashed, F.lit(buckets))
+    multi = keys.groupBy(hashed.alias("_h")).count().where("count > 1").select("_h")
     found = multi.limit(collect_limit + 1).collect()
     if not found:
         return KeyRepeats(None, [])
@@ -109,8 +116,9 @@ def repeated_keys(bronze: DataFrame, column: str, collect_limit: int = 200_000) 
         several = (keys.groupBy("_k").agg(F.countDistinct("ds").alias("_d")).where("_d > 1")
                    .limit(1000).collect())
         return KeyRepeats(later, [r["_k"] for r in several])
-    wanted = spark.createDataFrame([(r["_k"],) for r in found], "_k string")
-    rows = keys.join(F.broadcast(wanted), "_k", "left_semi").collect()
+    wanted = spark.createDataFrame([(r["_h"],) for r in found], "_h long")
+    rows = (keys.withColumn("_h", hashed).join(F.broadcast(wanted), "_h", "left_semi")
+            .select("_k", "ds", ROW).collect())
     by_key: dict[str, list] = {}
     for r in rows:
         by_key.setdefault(r["_k"], []).append((r["ds"], r[ROW]))

@@ -79,3 +79,26 @@ def test_the_sources_null_markers_are_nulls(spark):
     good, bad = (df.toPandas() for df in silver.split(bronze, source, repeats))
     assert list(good["application_id"]) == ["app-0"] and pd.isna(good["employment_years"][0])
     assert list(bad["reasons"][0]) == ["income: null in a non-nullable column"]
+
+
+def test_keys_that_share_a_hash_are_told_apart_exactly(spark):
+    """Repeats are found by a hash of the key; folding it into one or two values makes every
+    key share a hash, and the answer must still be the exact one."""
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    first = _bronze(spark, [_row(0), _row(1), _row(0, loan_amount="15000"), _row(2)])
+    second = _bronze(spark, [_row(3), _row(2), _row(4)]).withColumn(
+        "ds", F.lit(dt.date(2026, 10, 16)))
+    window = first.unionByName(second)
+    for buckets in (None, 1, 2):
+        found = repeated_keys(window, "application_id", buckets=buckets)
+        assert found.later_rows is not None
+        assert [tuple(r) for r in found.later_rows.collect()] == [
+            ("app-0", dt.date(2026, 10, 15), 2)]
+        assert found.keys_on_several_days == ["app-2"]
+    distinct = _bronze(spark, [_row(i) for i in range(5)])
+    for buckets in (None, 1):
+        found = repeated_keys(distinct, "application_id", buckets=buckets)
+        assert found.later_rows is None and found.keys_on_several_days == []
