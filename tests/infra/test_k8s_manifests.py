@@ -820,6 +820,10 @@ def test_spark_connect_is_one_driver_on_kubernetes_with_executor_pods():
         ":", 1)[1]
     assert conf["spark.kubernetes.namespace"] == NAMESPACE
     assert conf["spark.kubernetes.container.image"] == USER_CODE_IMAGE
+    from lakeloop.spark import JIT_OPTIONS  # the server's JVMs compile as a local driver does
+
+    for role in ("driver", "executor"):
+        assert set(JIT_OPTIONS) <= set(conf[f"spark.{role}.extraJavaOptions"].split())
     template = Path(conf["spark.kubernetes.executor.podTemplateFile"])
     (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(template.parent)]
     (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
