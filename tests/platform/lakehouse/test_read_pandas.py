@@ -2,12 +2,16 @@
 same rows, same values, naive UTC timestamps, and the version asked for (time travel)."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from lakeloop.lakehouse.tables import (
+    _log_commit,
+    commit_metadata,
+    last_commit,
     overwrite_table,
     read_columns,
     read_pandas,
@@ -97,3 +101,46 @@ def test_deletion_vectors_are_read_through_spark(spark, tmp_path):
     assert version_files(None, path, 1, ["k", "x"]) == []
     ours, _ = read_columns(spark, path, 1, ["k", "x"])
     assert sorted(ours["k"]) == ["a", "c", "d", "f"]
+
+
+def _spark_history(spark, path):
+    return {r["version"]: r for r in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()}
+
+
+def test_commits_read_from_the_delta_log_equal_sparks_history(spark, tmp_path):
+    """The latest version, its rows written and each commit's lineage, read from the log
+    without a Spark job, are what DESCRIBE HISTORY says: after overwrites carrying lineage,
+    an append, and a delete that writes a deletion vector."""
+    path = tmp_path / "t"
+    frame = pd.DataFrame({"k": list("abcdef"), "x": [float(i) for i in range(6)]})
+    writer = spark.createDataFrame(frame).write.format("delta").option(
+        "delta.enableDeletionVectors", "true")
+    writer.save(str(path))
+    overwrite_table(spark.createDataFrame(frame.head(4)), path, run_id="r1",
+                    lineage={"source_versions": {"gold": 3}})
+    spark.createDataFrame(frame.tail(2)).write.format("delta").mode("append").save(str(path))
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE k = 'b'")
+    history = _spark_history(spark, path)
+    assert sorted(history) == [0, 1, 2, 3]
+    for version, row in history.items():
+        logged = _log_commit(path, version)
+        assert logged is not None and logged["version"] == version
+        assert commit_metadata(spark, path, version) == json.loads(row["userMetadata"] or "{}")
+        assert dict(logged["operationMetrics"]) == dict(row["operationMetrics"])
+    assert commit_metadata(spark, path, 1) == {"dagster_run_id": "r1",
+                                               "source_versions": {"gold": 3}}
+    latest = last_commit(spark, path)
+    assert latest.version == 3 and _log_commit(path)["version"] == 3
+    assert latest.rows_written == int(history[3]["operationMetrics"].get("numOutputRows", 0))
+    assert _log_commit(path, 4) is None  # not committed yet: Spark is asked, and says so
+    assert commit_metadata(spark, path, 4) == {}
+    overwrite_table(spark.createDataFrame(frame), path)
+    assert last_commit(spark, path) == (4, 6)
+
+
+def test_a_path_that_is_no_table_still_gets_sparks_error(spark, tmp_path):
+    from pyspark.errors import AnalysisException
+
+    assert _log_commit(tmp_path / "missing") is None
+    with pytest.raises(AnalysisException):
+        last_commit(spark, tmp_path / "missing")
