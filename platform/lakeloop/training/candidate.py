@@ -142,10 +142,32 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
     threshold = training.choose_threshold(
         labels["validation"], preds["validation"],
         min(gates.recall_min + use_case.model.threshold_margin, 1.0))
+    metrics = {name: training.classification_metrics(labels[name], preds[name], threshold)
+               for name in EVALUATED}
+    fair = fairness(split.test, preds["test"], labels["test"], threshold,
+                    use_case.protected_attributes,
+                    min_group_rows=gates.fairness_min_group_rows,
+                    min_group_positives=gates.fairness_min_group_positives)
+    if isinstance(champion, Future):
+        champion = champion.result()
+    champion_auc = None
+    if champion is not None:
+        champion_auc = training.classification_metrics(
+            labels["test"], champion.booster.inplace_predict(
+                champion.encoding.encode_frame(split.test)), champion.threshold)["auc"]
+    test = metrics["test"]
+    verdicts = [
+        gate_checks.performance(test, threshold, gates, evidence=evidence["test"],
+                                validation=evidence["validation"]),
+        gate_checks.fairness(fair, gates),
+        gate_checks.no_regression(test["auc"], champion_auc,
+                                  None if champion is None else champion.version, gates,
+                                  evidence["test"])]
+    started = time.perf_counter()
+    shap = shap_importance(model, split.test)  # XGBoost's threads: both cores
     # The reference's own noise: its two windows judged against each other as a day
     # against the reference will be. Drift between them would make every report noisy.
-    # It runs beside the gates and the explanation (its sorts release the GIL, as XGBoost's
-    # SHAP does): training is over and both cores are free.
+    # It runs beside the plots: they are drawn on one core, its sorts release the GIL.
     with ThreadPoolExecutor(1, thread_name_prefix="reference-check") as pool:
         reference = pool.submit(
             drift_lib.judge, split.validation.assign(probability=preds["validation"]),
@@ -153,29 +175,6 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
             drift_lib.plan_columns(split.validation, list(use_case.feature_names),
                                    use_case.categorical_features),
             use_case.monitoring.drift, ds="test window")
-        metrics = {name: training.classification_metrics(labels[name], preds[name],
-                                                          threshold) for name in EVALUATED}
-        fair = fairness(split.test, preds["test"], labels["test"], threshold,
-                        use_case.protected_attributes,
-                        min_group_rows=gates.fairness_min_group_rows,
-                        min_group_positives=gates.fairness_min_group_positives)
-        if isinstance(champion, Future):
-            champion = champion.result()
-        champion_auc = None
-        if champion is not None:
-            champion_auc = training.classification_metrics(
-                labels["test"], champion.booster.inplace_predict(
-                    champion.encoding.encode_frame(split.test)), champion.threshold)["auc"]
-        test = metrics["test"]
-        verdicts = [
-            gate_checks.performance(test, threshold, gates, evidence=evidence["test"],
-                                    validation=evidence["validation"]),
-            gate_checks.fairness(fair, gates),
-            gate_checks.no_regression(test["auc"], champion_auc,
-                                      None if champion is None else champion.version, gates,
-                                      evidence["test"])]
-        started = time.perf_counter()
-        shap = shap_importance(model, split.test)
         pngs, images = _render(figures(model, labels["test"], preds["test"], threshold, shap))
         seconds["explain"] = time.perf_counter() - started
         reference_check = reference.result()
