@@ -107,10 +107,13 @@ def _spark_history(spark, path):
     return {r["version"]: r for r in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()}
 
 
-def test_commits_read_from_the_delta_log_equal_sparks_history(spark, tmp_path):
+def test_commits_read_from_the_delta_log_equal_sparks_history(spark, tmp_path, monkeypatch):
     """The latest version, its rows written and each commit's lineage, read from the log
     without a Spark job, are what DESCRIBE HISTORY says: after overwrites carrying lineage,
-    an append, and a delete that writes a deletion vector."""
+    an append, a delete that writes a deletion vector, and a commit with no metrics; for a
+    plain path and a ``file:`` URI alike."""
+    from lakeloop.lakehouse import tables
+
     path = tmp_path / "t"
     frame = pd.DataFrame({"k": list("abcdef"), "x": [float(i) for i in range(6)]})
     writer = spark.createDataFrame(frame).write.format("delta").option(
@@ -120,22 +123,33 @@ def test_commits_read_from_the_delta_log_equal_sparks_history(spark, tmp_path):
                     lineage={"source_versions": {"gold": 3}})
     spark.createDataFrame(frame.tail(2)).write.format("delta").mode("append").save(str(path))
     spark.sql(f"DELETE FROM delta.`{path}` WHERE k = 'b'")
+    spark.conf.set("spark.databricks.delta.history.metricsEnabled", "false")
+    try:
+        spark.createDataFrame(frame).write.format("delta").mode("append").save(str(path))
+    finally:
+        spark.conf.unset("spark.databricks.delta.history.metricsEnabled")
     history = _spark_history(spark, path)
-    assert sorted(history) == [0, 1, 2, 3]
-    for version, row in history.items():
-        logged = _log_commit(path, version)
-        assert logged is not None and logged["version"] == version
-        assert commit_metadata(spark, path, version) == json.loads(row["userMetadata"] or "{}")
-        assert dict(logged["operationMetrics"]) == dict(row["operationMetrics"])
+    assert sorted(history) == [0, 1, 2, 3, 4] and not history[4]["operationMetrics"]
+
+    def spark_asked(*args, **kwargs):
+        raise AssertionError("a local table's commits are read from its log, not by Spark")
+
+    monkeypatch.setattr(tables, "_history", spark_asked)
+    for where in (path, f"file:{path}"):
+        for version, row in history.items():
+            logged = _log_commit(where, version)
+            assert logged is not None and logged["version"] == version
+            assert (logged.get("operationMetrics") or {}) == (row["operationMetrics"] or {})
+            assert commit_metadata(spark, where, version) == json.loads(
+                row["userMetadata"] or "{}")
+        assert last_commit(spark, where) == (4, 0)  # no metrics: no rows counted
     assert commit_metadata(spark, path, 1) == {"dagster_run_id": "r1",
                                                "source_versions": {"gold": 3}}
-    latest = last_commit(spark, path)
-    assert latest.version == 3 and _log_commit(path)["version"] == 3
-    assert latest.rows_written == int(history[3]["operationMetrics"].get("numOutputRows", 0))
-    assert _log_commit(path, 4) is None  # not committed yet: Spark is asked, and says so
-    assert commit_metadata(spark, path, 4) == {}
+    monkeypatch.undo()
+    assert _log_commit(path, 5) is None  # not committed: Spark is asked, and finds none
+    assert commit_metadata(spark, path, 5) == {}
     overwrite_table(spark.createDataFrame(frame), path)
-    assert last_commit(spark, path) == (4, 6)
+    assert last_commit(spark, path) == (5, 6)
 
 
 def test_a_path_that_is_no_table_still_gets_sparks_error(spark, tmp_path):
