@@ -151,12 +151,15 @@ def write(session, tables: Tables, source: Source, start: str, end: str, days: l
         quarantined=rejected[d]["n"] if d in rejected else 0) for d in days}
     broken, examples = _broken_rules(quarantined)
     # Keys of this window that also arrived on another day: inside the window they were
-    # found with the duplicates above; before it, a semi-join against the lookback.
+    # found with the duplicates above; before it, a semi-join against the lookback. Only
+    # before it: a later day's run looks back at this one, and a rerun of an old day would
+    # otherwise read every day after it (a day's rerun took 11 s longer with 50M rows on
+    # later days).
     inside = repeats.get(source.key)
     several = set(inside.keys_on_several_days) if inside else set()
-    window = F.col("ds").between(F.lit(start).cast("date"), until)
     before = (read_table(session, tables.silver)
-              .where((F.col("ds") >= since) & ~window).select(source.key))
+              .where((F.col("ds") >= since) & (F.col("ds") < F.lit(start).cast("date")))
+              .select(source.key))
     earlier = (written.select(source.key).join(before, source.key, "left_semi")
                .distinct().limit(1000).collect())
     several.update(r[source.key] for r in earlier)
