@@ -14,6 +14,7 @@ from lakeloop.usecase import Source
 
 LINEAGE = ["_snapshot_hash", "_source_file", "_row", "_ingested_at"]
 EXAMPLES_PER_RULE = 3
+EXCLUDED_RULES = "spark.sql.optimizer.excludedRules"
 CHECKS = (quality.RECONCILIATION, quality.QUARANTINE_RATE, quality.FRESHNESS,
           quality.ROW_COUNT, quality.UNIQUE_ACROSS_DAYS, quality.NULL_RATE)
 
@@ -115,13 +116,16 @@ def write(session, tables: Tables, source: Source, start: str, end: str, days: l
     bronze = read_window(session, tables.bronze, start, end)
     repeats = {n: repeated_keys(bronze, n) for n, c in source.columns.items() if c.unique}
     silver_df, quarantine_df = split(bronze, source, repeats)
-    silver_commit = replace_window(silver_df, tables.silver, start, end, run_id=run_id,
-                                   merge_schema=True,
-                                   stats_columns=[source.key, source.event_time])
-    # Fused into one generated method, the contract plus every reason and the row as JSON
-    # is too large for the JIT's optimising tier: operator by operator it ran in 5.8 s
-    # instead of 19 s on 2M rows.
-    with session_conf(session, {"spark.sql.codegen.wholeStage": "false"}):
+    # Pushed down, the contract's verdict is merged with the window's day predicate into
+    # one filter over the scan; kept apart, both passes run faster and the quarantine's
+    # compiles (fused, it ran 19 s, so it used to run operator by operator). Measured on 2M
+    # rows: silver 3.9 -> 2.5 s, quarantine 3.6 -> 1.7 s. Same rows (tests/assets/lakehouse).
+    excluded = session.conf.get(EXCLUDED_RULES, None)
+    with session_conf(session, {EXCLUDED_RULES: ",".join(filter(None, [
+            excluded, "org.apache.spark.sql.catalyst.optimizer.PushDownPredicates"]))}):
+        silver_commit = replace_window(silver_df, tables.silver, start, end, run_id=run_id,
+                                       merge_schema=True,
+                                       stats_columns=[source.key, source.event_time])
         quarantine_commit = replace_window(quarantine_df, tables.quarantine, start, end,
                                            run_id=run_id, stats_columns=[])
 

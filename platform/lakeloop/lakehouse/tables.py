@@ -10,10 +10,16 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import dagster as dg
 
+from lakeloop.spark import session_conf
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 PARTITION_COLUMN = "ds"
+# Parquet row groups of a day's file (Parquet's default is 128 MiB). A read splits a file
+# only between row groups, so one day in one 128 MiB group was one task: a day's rerun ran
+# its silver pass on one core (1M rows: 6.8 s, 4.2 s in 8 MiB groups on 2 cores).
+ROW_GROUP_BYTES = 8 << 20
 
 
 class LakehouseResource(dg.ConfigurableResource):
@@ -182,8 +188,6 @@ def replace_days(
     only ever read by day (bronze) does not need them.
     """
     if stats_columns is not None and not is_delta_table(path):
-        from lakeloop.spark import session_conf
-
         prefix = "spark.databricks.delta.properties.defaults."
         conf = ({prefix + "dataSkippingStatsColumns": ",".join(stats_columns)} if stats_columns
                 else {prefix + "dataSkippingNumIndexedCols": "0"})
@@ -199,7 +203,8 @@ def replace_days(
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     writer = writer.option("userMetadata", _user_metadata(run_id, lineage))
-    writer.save(str(path))
+    with session_conf(df.sparkSession, {"parquet.block.size": str(ROW_GROUP_BYTES)}):
+        writer.save(str(path))
     return last_commit(df.sparkSession, path)
 
 

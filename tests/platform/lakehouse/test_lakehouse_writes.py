@@ -115,3 +115,21 @@ def test_a_writer_killed_between_its_data_files_and_its_commit_leaves_the_table_
     assert _write_here(spark, path, "2026-09-02", "again") == seeded + 1  # the rerun
     assert _values(spark, path, "2026-09-02") == {"again": ROWS}  # lands exactly once
     assert _ids(spark, path, "2026-09-02") == list(range(ROWS))
+
+
+def test_a_days_file_is_split_into_row_groups_so_a_one_day_read_is_parallel(
+        tmp_path, spark, monkeypatch):
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    from lakeloop.lakehouse import tables
+
+    monkeypatch.setattr(tables, "ROW_GROUP_BYTES", 64 << 10)
+    rows = (spark.range(40_000).repartition(1)
+            .select(F.sha2(F.col("id").cast("string"), 256).alias("text"),
+                    F.lit("2026-09-01").cast("date").alias("ds")))
+    replace_window(rows, tmp_path / "t", "2026-09-01", "2026-09-01", run_id="test")
+    (data,) = (tmp_path / "t").glob("ds=*/*.parquet")
+    # 40k hashes of 64 characters are 2.6 MB: one group at Parquet's default size.
+    assert pq.ParquetFile(data).metadata.num_row_groups >= 8
+    assert spark.read.format("delta").load(str(tmp_path / "t")).count() == 40_000
