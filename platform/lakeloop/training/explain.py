@@ -103,8 +103,11 @@ def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
         rows.append(np.full(len(values), row))
         colours.append((values - low) / ((high - low) or 1.0))
     if points:  # one collection for every feature's row of points: drawn once, not per row
+        # Filled dots without an outline: the outline (the dot's own colour) doubled the time
+        # to draw 60k points. s=12 keeps the dot as wide as the outlined s=4 one was (2 pt
+        # across plus 0.75 pt of a 1.5 pt line each side).
         ax.scatter(np.concatenate(points), np.concatenate(rows), c=np.concatenate(colours),
-                   cmap="coolwarm", vmin=0.0, vmax=1.0, s=4, alpha=0.6)
+                   cmap="coolwarm", vmin=0.0, vmax=1.0, s=12, linewidths=0, alpha=0.6)
     ax.set(yticks=range(len(order)), yticklabels=order, xlabel="SHAP value (log-odds)",
            title="SHAP summary (colour: feature value)")
     out["plots/shap_summary.png"] = fig

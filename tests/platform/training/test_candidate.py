@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from lakeloop.monitoring import drift
 from lakeloop.settings import BUILTIN_USE_CASES
 from lakeloop.training import fit as training
 from lakeloop.training.candidate import (
@@ -113,3 +114,19 @@ def test_no_positive_in_the_validation_window_is_not_enough_evidence(frame):
     none = training.Split(split.train, split.validation.assign(**{LABEL: 0}), split.test)
     with pytest.raises(NotEnoughEvidence, match="validation window"):
         train_candidate(None, TrainingData("memory", 0, none), UC, REQUESTED, champion=None)
+
+
+def test_the_reference_windows_are_judged_against_each_other(frame, candidate):
+    # The validation window as the reference, the test window as a day, each with the
+    # candidate's probabilities: computed beside the metrics and plots, the same verdict.
+    split = _data(frame).split
+    check = candidate.reference_check
+    assert (check.ds, check.rows, check.reference_rows) == (
+        "test window", len(split.test), len(split.validation))
+    assert set(check.columns) == set(UC.feature_names)
+    windows = {name: getattr(split, name).assign(probability=candidate.model.predict(
+        getattr(split, name))) for name in ("validation", "test")}
+    plan = drift.plan_columns(split.validation, list(UC.feature_names),
+                              UC.categorical_features)
+    assert check == drift.judge(windows["validation"], windows["test"], plan,
+                                UC.monitoring.drift, ds="test window")
