@@ -26,6 +26,20 @@ def test_continuous_columns_use_ks_and_the_normed_wasserstein_distance():
     assert m.effect > 0.2 and m.p_value < 1e-6
 
 
+def test_a_column_is_compared_by_its_distinct_values_on_every_row():
+    """A numeric column with at most MAX_DISCRETE_VALUES values is compared as categories;
+    the count covers every row, not only the first ones the planner looks at first."""
+    rng = np.random.default_rng(3)
+    probe = drift.DISCRETE_PROBE_ROWS
+    late = pd.Series(np.concatenate([np.zeros(probe), rng.normal(size=5 * probe)]))
+    few = pd.Series(rng.choice([1.0, 2.0, 3.0, np.nan], size=5 * probe))
+    assert drift.column_kind(late) == "continuous"  # one value in its first rows only
+    assert drift.column_kind(pd.Series(rng.normal(size=5 * probe))) == "continuous"
+    assert drift.column_kind(few) == "categorical"  # missing values are not a value
+    assert drift.column_kind(few.where(few != 3.0)) == "binary"
+    assert drift.column_kind(pd.Series(rng.normal(size=50)), categorical=True) == "categorical"
+
+
 def test_categorical_columns_are_a_two_sample_test_not_a_fit_to_the_reference():
     """With a small reference and a large day, treating the reference's shares as exact
     (a goodness-of-fit test) fires on the reference's own noise; the test of homogeneity
