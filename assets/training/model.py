@@ -25,6 +25,7 @@ from lakeloop.training.candidate import (
     train_candidate,
 )
 from lakeloop.training.data import EVENT_TIMESTAMP, HYPERPARAMETERS
+from lakeloop.training.explain import load_plotting
 from lakeloop.training.gates import FAIRNESS_GATE, PERFORMANCE_GATE, REGRESSION_GATE, Verdict
 from lakeloop.training.registry import Registered, register
 from lakeloop.usecase import UseCase
@@ -164,8 +165,10 @@ def build(use_case: UseCase) -> list:
         session, path = spark.session(), lakehouse.table(training_set_key)
         # The champion (MLflow's client, its model's bytes) is looked up while the training
         # set loads and the model trains: nothing needs it before the no-regression gate.
-        with ThreadPoolExecutor(1, thread_name_prefix="champion") as pool:
+        # The plots' imports are done then too.
+        with ThreadPoolExecutor(2, thread_name_prefix="ahead-of-training") as pool:
             champion = pool.submit(champion_of, mlflow, use_case)
+            pool.submit(load_plotting)
             version = latest_version(session, path)
             training = data.load(session, path, version, use_case, snapshots=True,
                                  lineage=commit_metadata(session, path, version))

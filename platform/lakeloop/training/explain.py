@@ -36,6 +36,17 @@ def shap_importance(model: TrainedModel, frame: pd.DataFrame, sample: int = 2000
         "mean_abs_shap", ascending=False), by_feature, values
 
 
+def load_plotting() -> None:
+    """Import what the plots need (matplotlib on its Agg backend, the curves), ahead of
+    their use: the training asset does it while the training set loads, when the JVM does
+    the work, instead of after training (0.9 s at 1M rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+    from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: F401
+
+
 CURVE_POINTS = 2000  # a curve's points drawn: finer than the plot's pixels
 
 
