@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -127,12 +127,14 @@ class Encoding:
                 j += len(cat.levels)
         return out
 
-    def encode_frame(self, frame) -> np.ndarray:
+    def encode_frame(self, frame, order: Literal["C", "F"] = "C") -> np.ndarray:
         """A pandas frame holding the features as the model's float32 matrix (vectorised:
-        a category's text and level are worked out once per distinct value)."""
+        a category's text and level are worked out once per distinct value). ``order="F"``
+        lays it out column by column: the same values, filled twice as fast, for a matrix
+        that is only handed to XGBoost whole (a training DMatrix)."""
         # One float32 matrix filled column by column: the same values as stacking float64
         # columns and casting the result, without the two full-size copies.
-        out = np.empty((len(frame), len(self.columns)), dtype=np.float32)
+        out = np.empty((len(frame), len(self.columns)), dtype=np.float32, order=order)
         at = 0
         for f in self.features:
             cat = self.categorical.get(f)

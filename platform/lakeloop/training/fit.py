@@ -147,8 +147,8 @@ def train(split: Split, encoding: Encoding, label: str, params: dict[str, Any],
     import xgboost as xgb
 
     def matrix(part: pd.DataFrame):
-        return xgb.DMatrix(encoding.encode_frame(part), label=part[label].to_numpy(),
-                           feature_names=encoding.columns)
+        return xgb.DMatrix(encoding.encode_frame(part, order="F"),
+                           label=part[label].to_numpy(), feature_names=encoding.columns)
 
     dtrain, dval = matrix(split.train), matrix(split.validation)
     evals: dict[str, dict[str, list[float]]] = {}

@@ -27,6 +27,23 @@ def test_frames_and_request_rows_encode_identically():
     assert ENCODING.feature_of_columns() == ["income", "home", "home", "home", "term"]
 
 
+def test_a_training_matrix_laid_out_by_column_holds_the_same_values_and_model():
+    import xgboost as xgb
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"income": rng.normal(size=2000), "home": rng.choice(
+        ["own", "rent", "mortgage", None], size=2000), "term": rng.choice([12, 36], 2000)})
+    frame.loc[::7, "income"] = None
+    rows, columns = ENCODING.encode_frame(frame), ENCODING.encode_frame(frame, order="F")
+    assert rows.flags.c_contiguous and columns.flags.f_contiguous
+    np.testing.assert_array_equal(rows, columns)
+    label = (frame["term"] == 36).to_numpy() ^ (rng.random(2000) < 0.2)
+    models = [xgb.train({"tree_method": "hist", "max_depth": 3, "seed": 1, "nthread": 2,
+                         "objective": "binary:logistic"}, xgb.DMatrix(m, label=label), 20)
+              for m in (rows, columns)]
+    assert models[0].save_raw("ubj") == models[1].save_raw("ubj")
+
+
 def test_unknown_categories_are_refused_or_go_to_other():
     with pytest.raises(UnknownCategory, match="home: 'boat' is not one of the categories "
                                               r"\(own, rent, mortgage\)"):
