@@ -102,3 +102,26 @@ def test_keys_that_share_a_hash_are_told_apart_exactly(spark):
     for buckets in (None, 1):
         found = repeated_keys(distinct, "application_id", buckets=buckets)
         assert found.later_rows is None and found.keys_on_several_days == []
+
+
+def test_an_integer_reads_as_it_did_through_a_double(spark):
+    """Plain digits skip the float parse; every text still gets the value (or null) that
+    reading it as a double gave: 36.0 is 36, 36.5 and anything past 2**53 are not whole."""
+    from pyspark.sql import functions as F
+
+    from lakeloop.lakehouse.contracts import MAX_EXACT_INT, typed_value
+
+    texts = ["36", "+36", "-36", "007", "-0", "0.0", "-0.0", "36.0", "36.5", "3e1", "1e3",
+             "36d", "0x10", "NaN", "Infinity", "-Infinity", "abc", "", "1_000", "\u0663\u0666",
+             "\t36", "9007199254740991", "-9007199254740991", "9007199254740992",
+             "-9007199254740992", "9223372036854775807", "-9223372036854775808",
+             "9223372036854775808", "99999999999999999999", None]
+    raw = F.col("raw")
+    number = raw.try_cast("double")
+    through_double = F.when((number == F.floor(number)) & (F.abs(number) <= MAX_EXACT_INT),
+                            number.cast("bigint"))
+    rows = (spark.createDataFrame([(t,) for t in texts], "raw string")
+            .select("raw", typed_value(raw, "int").alias("fast"),
+                    through_double.alias("reference")).collect())
+    assert [(r["raw"], r["fast"]) for r in rows] == [(r["raw"], r["reference"]) for r in rows]
+    assert {r["raw"]: r["fast"] for r in rows}["36.0"] == 36
