@@ -118,6 +118,28 @@ def test_a_writer_killed_between_its_data_files_and_its_commit_leaves_the_table_
     assert _ids(spark, path, "2026-09-02") == list(range(ROWS))
 
 
+def test_a_column_of_many_values_gives_up_its_dictionary_early(tmp_path, spark):
+    """A column with few values keeps its dictionary; one whose dictionary outgrows
+    DICTIONARY_PAGE_BYTES writes plain values instead of hashing every value into it."""
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    from lakeloop.lakehouse.tables import DICTIONARY_PAGE_BYTES
+
+    many = 8000  # 8,000 texts of 10 characters: a 112 kB dictionary, inside Parquet's 1 MiB
+    rows = (spark.range(40_000).repartition(1)
+            .select((F.col("id") % 3).cast("string").alias("few"),
+                    F.format_string("%010d", F.col("id") % many).alias("many"),
+                    F.lit("2026-09-01").cast("date").alias("ds")))
+    replace_window(rows, tmp_path / "t", "2026-09-01", "2026-09-01", run_id="test")
+    (data,) = (tmp_path / "t").glob("ds=*/*.parquet")
+    group = pq.ParquetFile(data).metadata.row_group(0)
+    few, plain = group.column(0), group.column(1)
+    assert many * 14 > DICTIONARY_PAGE_BYTES  # each value: 10 bytes and a 4-byte length
+    assert few.has_dictionary_page and "PLAIN" not in few.encodings
+    assert not plain.has_dictionary_page and "PLAIN" in plain.encodings
+
+
 def test_a_days_file_is_split_into_row_groups_so_a_one_day_read_is_parallel(
         tmp_path, spark, monkeypatch):
     import pyarrow.parquet as pq
