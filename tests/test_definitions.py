@@ -93,3 +93,21 @@ def test_the_jit_compiles_the_long_methods_spark_generates(spark):
     cluster = SparkResource(master="k8s://https://127.0.0.1:6443").session_settings()
     assert "-XX:-DontCompileHugeMethods" in cluster["spark.executor.extraJavaOptions"].split()
     assert "-XX:-DontCompileHugeMethods" in cluster["spark.driver.extraJavaOptions"].split()
+
+
+def test_the_drivers_direct_buffers_are_bounded_below_its_heap(spark):
+    """Unbounded, the JVM lets direct buffers grow to the heap's size again (a 50M-row
+    backfill's driver reached 20.6 GiB); the bound reaches the running driver, and a user's
+    own option (LAKELOOP_SPARK_JAVA_OPTIONS) still wins, being last."""
+    from lakeloop.spark import DIRECT_MEMORY, SparkResource
+
+    jvm = spark._jvm
+    diagnostic = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+        jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+    bound = int(diagnostic.getVMOption("MaxDirectMemorySize").getValue())
+    assert bound == int(DIRECT_MEMORY.rstrip("g")) << 30
+    assert bound < jvm.java.lang.Runtime.getRuntime().maxMemory()
+    options = SparkResource(java_options="-XX:MaxDirectMemorySize=4g").session_settings()[
+        "spark.driver.extraJavaOptions"].split()
+    assert [o for o in options if o.startswith("-XX:MaxDirectMemorySize=")][-1] == (
+        "-XX:MaxDirectMemorySize=4g")

@@ -59,6 +59,13 @@ LOCAL_CONF = {
 # 4 s compiled.
 JIT_OPTIONS = ("-XX:-DontCompileHugeMethods",)
 
+# Direct (off-heap) buffers the local driver may hold. The JVM's default is the heap's size,
+# and buffers that Parquet's compressors drop are freed only when the heap is collected: with
+# less garbage per row, a 50M-row backfill's driver grew to 20.6 GiB resident (heap 9.6 GiB).
+# At the bound the JVM collects them first. Measured on bronze's write of 2 days x 5M rows:
+# 20.4 -> 10.3 GiB peak, time unchanged (25.7 s). LAKELOOP_SPARK_JAVA_OPTIONS can override it.
+DIRECT_MEMORY = "1g"
+
 # Share of the machine's (or the pod's) memory the local driver's heap may use: the rest is
 # for Python (pandas, XGBoost, the serving processes) and the OS.
 DRIVER_MEMORY_SHARE = 0.4
@@ -262,7 +269,8 @@ class SparkResource(dg.ConfigurableResource):
         if self.master.startswith("local"):
             settings.update(LOCAL_CONF)
         settings["spark.driver.memory"] = driver_memory(self.driver_memory)
-        java_options = [f"-Dlog4j2.configurationFile=file:{_LOG4J}", *JIT_OPTIONS]
+        java_options = [f"-Dlog4j2.configurationFile=file:{_LOG4J}", *JIT_OPTIONS,
+                        f"-XX:MaxDirectMemorySize={DIRECT_MEMORY}"]
         if self.jars_dir:
             jars_dir = Path(self.jars_dir).resolve()
             jars = delta_jars(jars_dir)
