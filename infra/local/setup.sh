@@ -79,6 +79,25 @@ fetch_jars() {  # <list file> <folder>
 fetch_jars infra/local/jars.txt .cache/jars
 fetch_jars infra/local/jars-s3.txt .cache/jars/s3
 
+# --- Lakeloop's Delta log store for local disks (see LocalLogStore.java) -------------------
+# Compiled against the pinned delta-storage and pyspark's Hadoop; rebuilt when its source changes.
+log_store_src=platform/lakeloop/lakehouse/LocalLogStore.java
+log_store_jar=.cache/jars/lakeloop-local-log-store.jar
+log_store_sum=$(sha256sum "$log_store_src" | cut -d' ' -f1)
+if [ ! -f "$log_store_jar" ] || [ "$(cat "$stamps/log-store.source" 2>/dev/null)" != "$log_store_sum" ]; then
+  command -v javac >/dev/null || die "javac is missing: install a JDK 17 (Debian: openjdk-17-jdk-headless)"
+  say "compiling the local Delta log store"
+  pyspark_jars=.venv/lib/python3.11/site-packages/pyspark/jars
+  classes=$(mktemp -d)
+  delta_storage=.cache/jars/delta-storage-$(awk '$2 == "delta-storage" {print $3}' infra/local/jars.txt).jar
+  classpath="$delta_storage:$(ls "$pyspark_jars"/hadoop-client-api-*.jar):$(ls "$pyspark_jars"/slf4j-api-*.jar)"
+  javac --release 17 -d "$classes" -cp "$classpath" "$log_store_src" \
+    || die "could not compile $log_store_src"
+  jar --create --file "$log_store_jar.partial" -C "$classes" . && mv "$log_store_jar.partial" "$log_store_jar"
+  rm -rf "$classes"
+  echo "$log_store_sum" > "$stamps/log-store.source"
+fi
+
 # --- The local Spark driver's class archive (class-data sharing) ---------------------------
 # A JVM that runs a session and Delta writes records the classes it loaded; later local
 # sessions map them instead of loading them from the jars (a cold session starts in about

@@ -118,14 +118,22 @@ class JarsMissingError(RuntimeError):
     pass
 
 
+# Set-up compiles it into the jars folder (platform/lakeloop/lakehouse/LocalLogStore.java):
+# commits to local tables that writers in several processes (JVMs) cannot overwrite.
+LOCAL_LOG_STORE_JAR = "lakeloop-local-log-store.jar"
+LOCAL_LOG_STORE = {"spark.delta.logStore.file.impl": "io.lakeloop.delta.LocalLogStore"}
+
+
 def delta_jars(jars_dir: Path) -> list[Path]:
     jars = sorted(Path(jars_dir).glob("delta-*.jar"))
-    if not any(j.name.startswith("delta-spark") for j in jars):
+    log_store = Path(jars_dir) / LOCAL_LOG_STORE_JAR
+    if not any(j.name.startswith("delta-spark") for j in jars) or not log_store.exists():
         raise JarsMissingError(
             f"Delta Lake's jars are not in {jars_dir}. Run `make setup` once (it fetches them "
-            "from Maven Central), or set LAKELOOP_JARS_DIR to a folder that holds them."
+            "from Maven Central and compiles the local log store), or set LAKELOOP_JARS_DIR "
+            "to a folder that holds them."
         )
-    return jars
+    return [*jars, log_store]
 
 
 def s3_jars(jars_dir: Path) -> list[Path]:
@@ -274,6 +282,7 @@ class SparkResource(dg.ConfigurableResource):
         if self.jars_dir:
             jars_dir = Path(self.jars_dir).resolve()
             jars = delta_jars(jars_dir)
+            settings.update(LOCAL_LOG_STORE)
             if self.object_storage:
                 jars += s3_jars(jars_dir)
             if self.master.startswith("local"):

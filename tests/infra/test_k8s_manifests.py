@@ -1130,7 +1130,8 @@ def test_the_build_context_keeps_jars_and_sources_and_drops_the_rest():
                     ".cache/ivy/cache/x.jar", ".cache/stamps/venv.1", ".git/HEAD",
                     "bench/run.py", "tests/conftest.py", "platform/lakeloop/__pycache__/x.pyc"):
         assert docker_ignores(ignored), ignored
-    for kept in (".cache/jars/delta-spark_4.2_2.13-4.4.0.jar", "uv.lock", "pyproject.toml",
+    for kept in (".cache/jars/delta-spark_4.2_2.13-4.4.0.jar",
+                 ".cache/jars/lakeloop-local-log-store.jar", "uv.lock", "pyproject.toml",
                  "README.md", "platform/lakeloop/settings.py", "feature_repo/feature_store.yaml",
                  "infra/serving/requirements.lock"):
         assert not docker_ignores(kept), kept

@@ -10,14 +10,15 @@ import pytest
 
 from lakeloop.class_archive import class_archive
 from lakeloop.settings import Settings
-from lakeloop.spark import SparkResource, delta_jars
+from lakeloop.spark import LOCAL_LOG_STORE_JAR, SparkResource, delta_jars
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fake_jars(folder: Path) -> Path:
     folder.mkdir(parents=True)
-    for name in ("delta-spark_4.2_2.13-4.4.0.jar", "delta-storage-4.4.0.jar"):
+    for name in ("delta-spark_4.2_2.13-4.4.0.jar", "delta-storage-4.4.0.jar",
+                 LOCAL_LOG_STORE_JAR):
         (folder / name).write_bytes(b"PK")
     return folder
 
