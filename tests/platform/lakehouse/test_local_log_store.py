@@ -34,9 +34,17 @@ def _refused(error: Py4JJavaError) -> bool:
     return error.java_exception.getClass().getName() == ALREADY_EXISTS
 
 
-def test_local_sessions_commit_through_the_store_that_cannot_overwrite(spark):
+def test_local_tables_commit_through_the_store_that_cannot_overwrite(tmp_path, spark):
     ((key, store_class),) = LOCAL_LOG_STORE.items()
     assert spark.conf.get(key) == store_class == "io.lakeloop.delta.LocalLogStore"
+    spark.range(3).write.format("delta").save(str(tmp_path / "t"))
+    jvm = spark.sparkContext._jvm
+    # The store Delta itself resolves for this table's log (a file: path), as it commits.
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession,
+                                                           str(tmp_path / "t"))
+    first = jvm.org.apache.hadoop.fs.Path((tmp_path / "t" / "_delta_log" / "0.json").as_uri())
+    used = log.store().getDelegate(first).logStoreImpl()
+    assert used.getClass().getName() == store_class
 
 
 def test_a_commit_lands_whole_and_reads_back_as_delta_reads_it(tmp_path, spark):
