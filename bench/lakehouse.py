@@ -45,24 +45,30 @@ PEERS = ("pyarrow", "polars")
 
 
 class Peak:
+    """The peak resident memory of this process (and its children), and which process held
+    how much at that peak (``parts``: GiB by process name and pid)."""
+
     def __init__(self, tree: bool):
         self.tree, self.peak, self._stop = tree, 0, threading.Event()
+        self.parts: dict[str, float] = {}
 
-    def _rss(self) -> int:
+    def _rss(self) -> tuple[int, dict[str, float]]:
         me = psutil.Process()
         procs = [me, *me.children(recursive=True)] if self.tree else [me]
-        total = 0
+        parts = {}
         for p in procs:
             try:
-                total += p.memory_info().rss
+                parts[f"{p.name()}[{p.pid}]"] = p.memory_info().rss
             except psutil.NoSuchProcess:
                 continue
-        return total
+        return sum(parts.values()), {k: round(v / 2**30, 2) for k, v in parts.items()}
 
     def __enter__(self):
         def loop():
             while not self._stop.wait(0.2):
-                self.peak = max(self.peak, self._rss())
+                total, parts = self._rss()
+                if total > self.peak:
+                    self.peak, self.parts = total, parts
         self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
         return self
@@ -147,7 +153,8 @@ def run() -> list[Result]:
                 spark_s = time.perf_counter() - t0
             EXTRA[f"spark_{label}"] = {"rows": rows, "seconds": round(spark_s, 1),
                                        "rows_per_s": round(rows / spark_s),
-                                       "peak_gib": round(spark_peak.gib, 2)}
+                                       "peak_gib": round(spark_peak.gib, 2),
+                                       "peak_by_process_gib": spark_peak.parts}
             if label == large:
                 results.append(Result(
                     "lakehouse", f"raw->gold {large} rows completes (Spark), rows/s", "rows/s",
