@@ -59,7 +59,8 @@ LOCAL_CONF = {
 # 4 s compiled.
 JIT_OPTIONS = ("-XX:-DontCompileHugeMethods",)
 
-# Direct (off-heap) buffers the local driver may hold. The JVM's default is the heap's size,
+# Direct (off-heap) buffers a driver this resource starts may hold (local or k8s:// client;
+# not a cluster's executors, not the Spark Connect server). The JVM's default is the heap's size,
 # and buffers that Parquet's compressors drop are freed only when the heap is collected: with
 # less garbage per row, a 50M-row backfill's driver grew to 20.6 GiB resident (heap 9.6 GiB).
 # At the bound the JVM collects them first. Measured on bronze's write of 2 days x 5M rows:
