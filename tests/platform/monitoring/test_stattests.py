@@ -108,3 +108,31 @@ def test_a_verdict_never_imports_evidently():
                               "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_measuring_keeps_blas_to_one_thread_for_the_process():
+    """OpenBLAS's threads spin between the tests' dot products, a core burnt beside XGBoost
+    and the other report processes: the first measurement keeps BLAS to one thread. Run in a
+    process of its own, BLAS given two threads first, so neither the machine's cores nor
+    an earlier test decides the answer."""
+    script = textwrap.dedent("""
+        import numpy as np, pandas as pd
+        from threadpoolctl import threadpool_info, threadpool_limits
+        from lakeloop.monitoring import stattests
+
+        threadpool_limits(2, user_api="blas")
+        def blas():
+            return sorted({p["num_threads"] for p in threadpool_info()
+                           if p["user_api"] == "blas"})
+        before = blas()
+        rng = np.random.default_rng(0)
+        stattests.measure(pd.Series(rng.normal(size=20_000)),
+                          pd.Series(rng.normal(size=20_000)), "continuous")
+        print(before, blas())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=PROJECT_ROOT, timeout=120,
+                         env={"PYTHONPATH": f"{PROJECT_ROOT / 'platform'}:{PROJECT_ROOT}",
+                              "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[2] [1]", out.stdout
