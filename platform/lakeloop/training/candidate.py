@@ -17,7 +17,7 @@ from lakeloop.training import fit as training
 from lakeloop.training import gates as gate_checks
 from lakeloop.training.data import EVENT_TIMESTAMP, LABEL, TrainingData, fit, resolve
 from lakeloop.training.encoding import Encoding
-from lakeloop.training.explain import ShapImportance, figures, shap_importance
+from lakeloop.training.explain import ShapImportance, figures, shap_figure, shap_importance
 from lakeloop.training.fairness import GroupFairness, fairness
 from lakeloop.usecase import UseCase
 
@@ -173,10 +173,13 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
             f"so no decision threshold can be chosen; {gate_checks.MORE_EVIDENCE}")
     # The reference's own noise: its two windows judged against each other as a day
     # against the reference will be. Drift between them would make every report noisy.
-    # It needs only the predictions, and runs beside everything after them: its sorts
-    # release the GIL, while the metrics, the plots and their imports hold it.
-    with ThreadPoolExecutor(1, thread_name_prefix="reference-check") as pool:
+    # It and SHAP need only the model and the predictions, and run beside everything after
+    # them: the reference's sorts and XGBoost's SHAP release the GIL, while the metrics and
+    # drawing the plots hold it (serially, SHAP left the second core idle while the plots
+    # were drawn).
+    with ThreadPoolExecutor(2, thread_name_prefix="beside-the-gates") as pool:
         reference = pool.submit(_reference_check, use_case, split, preds)
+        explained = pool.submit(shap_importance, model, split.test)
         threshold = training.choose_threshold(
             labels["validation"], preds["validation"],
             min(gates.recall_min + use_case.model.threshold_margin, 1.0))
@@ -189,8 +192,10 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
         verdicts = _verdicts(use_case, split, labels, metrics["test"], threshold, fair,
                              evidence, champion)
         started = time.perf_counter()
-        shap = shap_importance(model, split.test)  # XGBoost's threads: both cores
-        pngs, images = _render(figures(model, labels["test"], preds["test"], threshold, shap))
+        pngs, images = _render(figures(model, labels["test"], preds["test"], threshold))
+        shap = explained.result()
+        shap_png, shap_image = _render(shap_figure(model, shap))
+        pngs, images = {**pngs, **shap_png}, {**images, **shap_image}
         seconds["explain"] = time.perf_counter() - started
         reference_check = reference.result()
     return Candidate(model, encoding, requested, resolved, threshold, metrics, evidence, fair,

@@ -59,10 +59,10 @@ def _thinned(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[keep], b[keep]
 
 
-def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
-            shap_frame: ShapImportance) -> dict[str, Any]:
-    """ROC and precision-recall curves, the confusion matrix at the threshold, feature
-    importance and a SHAP summary, as matplotlib figures keyed by file name."""
+def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float
+            ) -> dict[str, Any]:
+    """ROC and precision-recall curves, the confusion matrix at the threshold and feature
+    importance, as matplotlib figures keyed by file name (laid out)."""
     load_plotting()  # the Agg backend, chosen in one place (a no-op once imported)
     import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve, roc_curve
@@ -99,6 +99,17 @@ def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
     ax.barh(names, [gain.get(f, 0.0) for f in names])
     ax.set(title="Feature importance (gain)")
     out["plots/feature_importance.png"] = fig
+    for fig in out.values():
+        fig.tight_layout()
+    return out
+
+
+def shap_figure(model: TrainedModel, shap_frame: ShapImportance) -> dict[str, Any]:
+    """The SHAP summary (each sampled row's contribution per feature, coloured by the
+    feature's value), keyed by file name as ``figures``'s are (laid out)."""
+    load_plotting()
+    import matplotlib.pyplot as plt
+
     importance, contribs, x = shap_frame
     order = list(importance["feature"])[::-1]
     fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(order) + 1))
@@ -119,7 +130,5 @@ def figures(model: TrainedModel, y: np.ndarray, p: np.ndarray, threshold: float,
                    cmap="coolwarm", vmin=0.0, vmax=1.0, s=12, linewidths=0, alpha=0.6)
     ax.set(yticks=range(len(order)), yticklabels=order, xlabel="SHAP value (log-odds)",
            title="SHAP summary (colour: feature value)")
-    out["plots/shap_summary.png"] = fig
-    for fig in out.values():
-        fig.tight_layout()
-    return out
+    fig.tight_layout()
+    return {"plots/shap_summary.png": fig}
