@@ -6,11 +6,22 @@ table of a 30-feature copy of the credit-risk use case. Ours: materialising the 
 split, fairness, SHAP, plots, MLflow run and registry). Peer: `xgboost.train` with the same
 parameters, rounds and early stopping on the same train/validation arrays, already in
 memory. Targets: at most 1.2x, and MLflow logging under 5% of training time.
+
+This host's speed wanders by 10% from one minute to the next (the same fit took 13.1 s and
+14.9 s within the hour), more than the target's margin. So the benchmark runs ROUNDS rounds,
+each in a fresh process: the peer, ours, ours again, the peer again. Judged: the median of
+ours the first time in a process (what a Dagster run pays: MLflow's and matplotlib's imports,
+the experiment's first run) against the median of every peer fit. Also reported: ours the
+second time in a process (imports done, as the peer's are).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from common import ROOT, Result
+from common import PYTHON, ROOT, Result
 
 sys.path.insert(0, str(ROOT))
 
@@ -28,6 +39,7 @@ EXTRA: dict = {}
 ROWS = 1_000_000
 EXTRA_FEATURES = 21  # + the use case's 7 entity and 2 numeric request features = 30
 NAME = "bench_training"
+ROUNDS = 3
 
 
 def _use_case_file(directory: Path, port: int) -> Path:
@@ -94,7 +106,8 @@ def _peer(frame, use_case, params: dict, rounds: int, early: int) -> tuple[float
     return time.perf_counter() - started, booster
 
 
-def run() -> list[Result]:
+def _round() -> dict:
+    """One round, in this (fresh) process: the peer, ours twice, the peer again."""
     import dagster as dg
 
     from lakeloop import keys
@@ -119,9 +132,11 @@ def run() -> list[Result]:
 
     model = use_case.model
     params = booster_params(model.params, model.seed, "cpu")
-    peer_seconds, peer_booster = _peer(frame, use_case, params, model.num_boost_round,
-                                       model.early_stopping_rounds)
-    del frame
+
+    def peer() -> tuple[float, int]:
+        seconds, booster = _peer(frame, use_case, params, model.num_boost_round,
+                                 model.early_stopping_rounds)
+        return seconds, booster.best_iteration
 
     key = keys.key(use_case, keys.TRAINING, "candidate_model")
     config = {"ops": {f"{NAME}__training__candidate_model": {"config": {
@@ -130,28 +145,69 @@ def run() -> list[Result]:
     # Dagster's instance belongs to the process, as the Spark session does: made before the
     # clock starts (the first in-memory one builds its SQLite schema, about 0.8 s).
     instance = dg.DagsterInstance.ephemeral()
-    started = time.perf_counter()
-    result = dg.materialize(list(defs.assets), selection=[key], resources=defs.resources,
-                            instance=instance, run_config=config, raise_on_error=False)
-    ours = time.perf_counter() - started
-    meta = next(e.event_specific_data.materialization.metadata for e in result.all_events
-                if e.event_type_value == "ASSET_MATERIALIZATION")
-    train_seconds = meta["train_seconds"].value
-    logging_seconds = meta["mlflow_logging_seconds"].value
-    same_rounds = meta["best_iteration"].value == peer_booster.best_iteration
-    EXTRA.update({"rows": ROWS, "features": 30, "best_iteration": meta["best_iteration"].value,
-                  "peer_best_iteration": peer_booster.best_iteration,
-                  "same_best_iteration": same_rounds, "asset_train_seconds": train_seconds,
-                  "asset_logging_seconds": logging_seconds,
-                  "asset_load_seconds": meta["load_seconds"].value,
-                  "asset_explain_seconds": meta["explain_seconds"].value,
-                  "test_auc": meta["test_auc"].value})
+
+    def ours() -> dict:
+        started = time.perf_counter()
+        result = dg.materialize(list(defs.assets), selection=[key], resources=defs.resources,
+                                instance=instance, run_config=config, raise_on_error=False)
+        seconds = time.perf_counter() - started
+        if not result.success:
+            raise RuntimeError(f"the training asset failed in run {result.run_id}")
+        meta = next(e.event_specific_data.materialization.metadata for e in result.all_events
+                    if e.event_type_value == "ASSET_MATERIALIZATION")
+        return {"seconds": seconds, **{k: meta[k].value for k in (
+            "train_seconds", "mlflow_logging_seconds", "load_seconds", "explain_seconds",
+            "best_iteration", "test_auc")}}
+
+    first_peer = peer()
+    first, again = ours(), ours()
+    second_peer = peer()
+    return {"peer": [first_peer[0], second_peer[0]],
+            "peer_best_iteration": [first_peer[1], second_peer[1]],
+            "first": first, "again": again}
+
+
+def run() -> list[Result]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "platform"), str(ROOT), str(ROOT / "bench")])}
+    rounds = []
+    for _ in range(ROUNDS):
+        done = subprocess.run([PYTHON, __file__, "--round"], env=env, cwd=ROOT,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"a training round failed:\n{done.stdout[-3000:]}"
+                               f"{done.stderr[-3000:]}")
+        rounds.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    peer = statistics.median(s for r in rounds for s in r["peer"])
+    first = statistics.median(r["first"]["seconds"] for r in rounds)
+    again = statistics.median(r["again"]["seconds"] for r in rounds)
+    train = statistics.median(r["first"]["train_seconds"] for r in rounds)
+    logging = statistics.median(r["first"]["mlflow_logging_seconds"] for r in rounds)
+    best = {r[w]["best_iteration"] for r in rounds for w in ("first", "again")}
+    peer_best = {b for r in rounds for b in r["peer_best_iteration"]}
+    same_rounds = len(best) == 1 and best == peer_best
+    EXTRA.update({"rows": ROWS, "features": 30, "rounds": rounds,
+                  "best_iteration": sorted(best), "peer_best_iteration": sorted(peer_best),
+                  "same_best_iteration": same_rounds, "asset_train_seconds": train,
+                  "asset_logging_seconds": logging,
+                  **{f"asset_{step}_seconds": statistics.median(
+                      r["first"][f"{step}_seconds"] for r in rounds)
+                     for step in ("load", "explain")},
+                  "test_auc": rounds[0]["first"]["test_auc"]})
     return [
-        Result("training", "asset wall time, 1M x 30", "s", ours, "bare xgboost.train",
-               peer_seconds, "<= 1.2x", ours / peer_seconds <= 1.2),
-        Result("training", "of which XGBoost training", "s", train_seconds,
-               "bare xgboost.train", peer_seconds, "same model", same_rounds),
-        Result("training", "MLflow logging / training time", "%",
-               100 * logging_seconds / train_seconds, target="< 5%",
-               met=logging_seconds / train_seconds < 0.05),
+        Result("training", "asset wall time, 1M x 30 (median of the first run in "
+               f"{ROUNDS} fresh processes)", "s", first,
+               f"bare xgboost.train (median of {2 * ROUNDS})", peer, "<= 1.2x",
+               first / peer <= 1.2),
+        Result("training", "asset wall time again in the same process (imports done)", "s",
+               again, f"bare xgboost.train (median of {2 * ROUNDS})", peer),
+        Result("training", "of which XGBoost training", "s", train,
+               f"bare xgboost.train (median of {2 * ROUNDS})", peer, "same model",
+               same_rounds),
+        Result("training", "MLflow logging / training time", "%", 100 * logging / train,
+               target="< 5%", met=logging / train < 0.05),
     ]
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--round"]:
+    print(json.dumps(_round()))
