@@ -6,6 +6,8 @@ import java.io.Writer;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Paths;
 import java.nio.file.StandardOpenOption;
@@ -32,7 +34,9 @@ import org.slf4j.LoggerFactory;
  * then retries at the next version or reports the conflict. The commit is written in full and
  * flushed to disk before it is linked, so a reader never sees part of it. Writes that may
  * replace a file ({@code _last_checkpoint}) are Delta's own, as are all writes on a file
- * system without hard links.
+ * system without hard links: Java reports those as an unsupported operation or, on Linux,
+ * as the link's own error (vfat and some network mounts answer EPERM), and the store then
+ * commits as Delta's default does, with a warning that names the reason.
  */
 public class LocalLogStore extends HDFSLogStore {
 
@@ -66,15 +70,29 @@ public class LocalLogStore extends HDFSLogStore {
                 channel.force(true);
             }
             try {
-                Files.createLink(target, temp);
-            } catch (UnsupportedOperationException noLinks) {
-                // A file system without hard links: Delta's own store (one process at a time).
-                LOG.warn("{} cannot hold hard links; committing with Delta's default store, "
-                        + "which is safe for one writing process only", target.getParent());
+                publish(target, temp);
+            } catch (FileAlreadyExistsException taken) {
+                throw taken;  // another writer published this version first
+            } catch (UnsupportedOperationException | FileSystemException noLinks) {
+                // A file system without hard links: Delta's own store (one process at a time),
+                // which still refuses a version that exists when it checks.
+                LOG.warn("{} cannot hold hard links ({}); committing with Delta's default "
+                        + "store, which is safe for one writing process only",
+                        target.getParent(), noLinks.getMessage());
                 super.write(path, Files.readAllLines(temp).iterator(), false, hadoopConf);
             }
         } finally {
             Files.deleteIfExists(temp);
         }
+    }
+
+    /**
+     * Publishes the written commit {@code temp} as {@code target}: fails with
+     * {@link FileAlreadyExistsException} when the version exists. Its own method so that a
+     * test can make it fail as a file system without hard links does.
+     */
+    protected void publish(java.nio.file.Path target, java.nio.file.Path temp)
+            throws IOException {
+        Files.createLink(target, temp);
     }
 }

@@ -4,12 +4,16 @@ published is refused, never replaced. The store is called here directly, in the 
 JVM, with the competing commit placed at a known point; the two-process writes of
 test_lakehouse_writes.py are the same guarantee end to end."""
 
+import subprocess
 import threading
+from pathlib import Path
 
+import pyspark
 import pytest
 from py4j.protocol import Py4JJavaError
 
-from lakeloop.spark import LOCAL_LOG_STORE
+from lakeloop.settings import PROJECT_ROOT
+from lakeloop.spark import LOCAL_LOG_STORE, LOCAL_LOG_STORE_JAR
 
 pytestmark = pytest.mark.integration
 ALREADY_EXISTS = "java.nio.file.FileAlreadyExistsException"
@@ -99,3 +103,69 @@ def test_of_writers_racing_for_one_version_exactly_one_wins(tmp_path, spark):
     assert sorted(outcomes.values()) == ["landed"] + ["refused"] * 7, outcomes
     assert target.read_text() == f'{{"commitInfo":{{"writer":{winner}}}}}\n'
     assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+NO_LINKS = """
+package lakeloop.test;
+
+public class NoLinksLogStore extends io.lakeloop.delta.LocalLogStore {
+    public NoLinksLogStore(org.apache.hadoop.conf.Configuration conf) { super(conf); }
+
+    @Override
+    protected void publish(java.nio.file.Path target, java.nio.file.Path temp)
+            throws java.io.IOException {
+        throw new java.nio.file.FileSystemException(
+            temp.toString(), target.toString(), "Operation not permitted");
+    }
+}
+"""
+
+
+def _no_links_store(spark, tmp_path: Path):
+    """The store on a file system that refuses hard links as Linux's vfat does (EPERM, a
+    plain FileSystemException): a subclass whose publishing step fails so, compiled here
+    and loaded into the suite's JVM beside the real store."""
+    source = tmp_path / "src" / "NoLinksLogStore.java"
+    source.parent.mkdir()
+    source.write_text(NO_LINKS)
+    jars = PROJECT_ROOT / ".cache" / "jars"
+    classpath = [jars / LOCAL_LOG_STORE_JAR, *jars.glob("delta-storage-*.jar"),
+                 Path(pyspark.__file__).parent / "jars" / "*"]
+    classes = tmp_path / "classes"
+    done = subprocess.run(["javac", "--release", "17", "-d", str(classes), "-cp",
+                           ":".join(map(str, classpath)), str(source)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    real, conf = _store(spark)
+    jvm, gateway = spark.sparkContext._jvm, spark.sparkContext._gateway
+    urls = gateway.new_array(jvm.java.net.URL, 1)
+    urls[0] = jvm.java.io.File(str(classes)).toURI().toURL()
+    parent = real.getClass().getClassLoader()
+    cls = jvm.java.net.URLClassLoader(urls, parent).loadClass("lakeloop.test.NoLinksLogStore")
+    types = gateway.new_array(jvm.java.lang.Class, 1)
+    types[0] = jvm.java.lang.Class.forName("org.apache.hadoop.conf.Configuration", True, parent)
+    args = gateway.new_array(jvm.java.lang.Object, 1)
+    args[0] = conf
+    return cls.getConstructor(types).newInstance(args), conf
+
+
+def test_without_hard_links_a_commit_falls_back_to_deltas_store(tmp_path, spark):
+    """The fault: publishing fails as a mount without hard links fails (EPERM). The commit
+    lands through Delta's own store, whole, with no temporary file left; a version that
+    exists is still refused (Delta's own check) and kept."""
+    store, conf = _no_links_store(spark, tmp_path)
+    log = tmp_path / "t" / "_delta_log"
+    first = log / "00000000000000000000.json"
+    actions = ['{"commitInfo":{"operation":"WRITE"}}', '{"add":{"path":"ds=2026-09-01/a"}}']
+    _write(spark, store, conf, first, actions)
+    assert first.read_text() == "".join(f"{a}\n" for a in actions)
+    theirs = '{"commitInfo":{"operation":"WRITE","theirs":true}}\n'
+    second = log / "00000000000000000001.json"
+    second.write_text(theirs)
+    with pytest.raises(Py4JJavaError) as refused:
+        _write(spark, store, conf, second, ['{"commitInfo":{"operation":"WRITE"}}'])
+    assert _refused(refused.value), refused.value
+    assert second.read_text() == theirs
+    # Delta's store keeps its checksum files (.crc) beside a commit; no temporary file stays.
+    assert sorted(p.name for p in log.iterdir() if not p.name.endswith(".crc")) == [
+        first.name, second.name]
