@@ -82,6 +82,17 @@ def test_binary_columns_measure_as_evidentlys_z_test(rows, values, share):
                                              rel=1e-9, abs=1e-12)
 
 
+def _in_a_fresh_process(script: str) -> subprocess.CompletedProcess:
+    """``script`` run by a Python process of its own (nothing this suite imported or set
+    carries over); it must succeed."""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=PROJECT_ROOT, timeout=120,
+                         env={"PYTHONPATH": f"{PROJECT_ROOT / 'platform'}:{PROJECT_ROOT}",
+                              "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
 def test_a_verdict_never_imports_evidently():
     """The sensors' and the training set's verdicts need no report: Evidently (seconds to
     import) stays out of the process."""
@@ -102,11 +113,7 @@ def test_a_verdict_never_imports_evidently():
         assert {c.kind for c in plan} == {"continuous", "binary", "categorical"}, plan
         print(sorted(m for m in sys.modules if m.split(".")[0] == "evidently"))
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         cwd=PROJECT_ROOT, timeout=120,
-                         env={"PYTHONPATH": f"{PROJECT_ROOT / 'platform'}:{PROJECT_ROOT}",
-                              "PATH": "/usr/bin:/bin"})
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _in_a_fresh_process(script)
     assert out.stdout.strip() == "[]", out.stdout
 
 
@@ -130,9 +137,5 @@ def test_measuring_keeps_blas_to_one_thread_for_the_process():
                           pd.Series(rng.normal(size=20_000)), "continuous")
         print(before, blas())
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         cwd=PROJECT_ROOT, timeout=120,
-                         env={"PYTHONPATH": f"{PROJECT_ROOT / 'platform'}:{PROJECT_ROOT}",
-                              "PATH": "/usr/bin:/bin"})
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _in_a_fresh_process(script)
     assert out.stdout.strip() == "[2] [1]", out.stdout
