@@ -111,7 +111,10 @@ def _render(figs: dict) -> tuple[dict[str, bytes], dict[str, str]]:
     pngs, images = {}, {}
     for name, fig in figs.items():
         buffer = io.BytesIO()
-        # laid out by tight_layout already: bbox_inches="tight" would draw each figure twice
+        # Laid out by tight_layout already, which leaves a placeholder layout engine behind:
+        # savefig drew a figure that has one (or with bbox_inches="tight") once more, before
+        # the drawing kept. Without it: one drawing, the same pixels.
+        fig.set_layout_engine(None)
         fig.savefig(buffer, format="png", dpi=100)
         pngs[name] = buffer.getvalue()
         if name in INLINE:
@@ -163,7 +166,8 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
     started = time.perf_counter()
     model = fit(session, data, resolved, encoding)
     seconds = {"train": time.perf_counter() - started, "load": data.load_seconds}
-    preds = {name: model.predict(getattr(split, name)) for name in EVALUATED}
+    preds = {"validation": model.predict_validation(split.validation),
+             "test": model.predict(split.test)}
     labels = {name: getattr(split, name)[LABEL].to_numpy() for name in EVALUATED}
     evidence = {name: Evidence.of(values) for name, values in labels.items()}
     if evidence["validation"].positives == 0:

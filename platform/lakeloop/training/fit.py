@@ -122,6 +122,9 @@ class TrainedModel:
     best_iteration: int
     params: dict[str, Any]
     evals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # The validation window's probabilities from the kept trees, when training already
+    # computed them (see ``train``); None: predict them.
+    validation: np.ndarray | None = None
 
     @property
     def features(self) -> list[str]:
@@ -135,11 +138,39 @@ class TrainedModel:
         return self.booster.inplace_predict(self.matrix(frame),
                                             iteration_range=(0, self.best_iteration + 1))
 
+    def predict_validation(self, frame: pd.DataFrame) -> np.ndarray:
+        """``predict`` on the validation window it was trained with."""
+        return self.validation if self.validation is not None else self.predict(frame)
+
     def model_bytes(self) -> bytes:
         return bytes(self.booster.save_raw(raw_format="ubj"))
 
     def sha256(self) -> str:
         return hashlib.sha256(self.model_bytes()).hexdigest()
+
+
+def _best_validation(dval, stopping):
+    """A training callback holding the validation window's probabilities as of the last
+    round that early stopping (``stopping``, run before it; None: no early stopping) counted
+    as best.
+
+    Each round's evaluation has just scored the window with every tree so far, and XGBoost
+    keeps those scores in its prediction cache: reading them is a copy, not a pass over the
+    trees. Predicting the window again after training cost 0.2 s at 1M rows, for the same
+    float32 values (tree by tree, in the same order)."""
+    import xgboost as xgb
+
+    class BestValidation(xgb.callback.TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.round, self.probabilities = -1, None
+
+        def after_iteration(self, model, epoch: int, evals_log) -> bool:
+            if stopping is None or stopping.current_rounds == 0:  # no stopping, or improved
+                self.round, self.probabilities = epoch, model.predict(dval)
+            return False
+
+    return BestValidation()
 
 
 def train(split: Split, encoding: Encoding, label: str, params: dict[str, Any],
@@ -152,16 +183,20 @@ def train(split: Split, encoding: Encoding, label: str, params: dict[str, Any],
 
     dtrain, dval = matrix(split.train), matrix(split.validation)
     evals: dict[str, dict[str, list[float]]] = {}
-    # Early stopping watches the validation window only: evaluating AUC on the training
+    # Early stopping (xgb.train's own, made here so that it runs before the callback that
+    # reads its verdict) watches the validation window only: evaluating AUC on the training
     # rows every round would double the cost of training for a curve nobody reads.
+    stopping = (xgb.callback.EarlyStopping(rounds=early_stopping_rounds)
+                if early_stopping_rounds else None)
+    best_validation = _best_validation(dval, stopping)
     booster = xgb.train(params, dtrain, num_boost_round=num_boost_round,
-                        evals=[(dval, "validation")],
-                        early_stopping_rounds=early_stopping_rounds,
-                        evals_result=evals, verbose_eval=False)
+                        evals=[(dval, "validation")], evals_result=evals, verbose_eval=False,
+                        callbacks=[c for c in (stopping, best_validation) if c is not None])
     best = int(getattr(booster, "best_iteration", num_boost_round - 1))
     # Keep exactly the trees that early stopping chose: the saved model is the served model.
     booster = booster[: best + 1]
-    return TrainedModel(booster, encoding, best, params, evals)
+    validation = best_validation.probabilities if best_validation.round == best else None
+    return TrainedModel(booster, encoding, best, params, evals, validation)
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, recall_target: float) -> float:

@@ -18,10 +18,12 @@ from lakeloop.training.candidate import (
     INLINE_WIDTH,
     Champion,
     NotEnoughEvidence,
+    _render,
     fairness_table,
     train_candidate,
 )
 from lakeloop.training.data import EVENT_TIMESTAMP, LABEL, TrainingData
+from lakeloop.training.explain import figures, shap_figure
 from lakeloop.training.gates import FAIRNESS_GATE, PERFORMANCE_GATE, REGRESSION_GATE
 from lakeloop.usecase import load_use_case
 from tests.support.demo_data import DemoSpec, generate
@@ -93,6 +95,21 @@ def test_the_candidate_is_explained(candidate):
     assert len(importance) == len(UC.feature_names)
     table = fairness_table(candidate.fairness)
     assert "| gender | female |" in table and "| age_band |" in table
+
+
+def test_each_plot_is_drawn_once(frame, candidate, monkeypatch):
+    from matplotlib.figure import Figure
+
+    test = _data(frame).split.test
+    figs = {**figures(candidate.model, test[LABEL].to_numpy(), candidate.model.predict(test),
+                      candidate.threshold),
+            **shap_figure(candidate.model, candidate.shap)}
+    drawn, draw = [], Figure.draw
+    monkeypatch.setattr(Figure, "draw",
+                        lambda fig, renderer: (drawn.append(fig), draw(fig, renderer))[1])
+    pngs, _ = _render(figs)
+    assert sorted(pngs) == sorted(candidate.pngs) and len(drawn) == len(figs) == 5
+    assert {id(f) for f in drawn} == {id(f) for f in figs.values()}
 
 
 def test_a_champion_much_better_than_the_candidate_stops_it(frame, candidate):

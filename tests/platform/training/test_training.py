@@ -87,6 +87,36 @@ def test_early_stopping_evaluates_only_the_metric_it_watches():
     assert model.sha256() == before.sha256()
 
 
+@pytest.mark.parametrize("early_stopping_rounds", [10, 0])
+def test_training_scores_the_validation_window_once(early_stopping_rounds):
+    """The kept trees' probabilities on the validation window come from training's own
+    evaluation of it: exactly what predicting the window after training gives, with early
+    stopping (which stops here) and without. Reading them leaves the trees as xgb.train with
+    its own early stopping grows them."""
+    import xgboost as xgb
+
+    split = training.time_split(_frame(4000, seed=1), "t", 0.2, 0.2)
+    params = training.booster_params({"max_depth": 3, "subsample": 0.8}, seed=7,
+                                     device="cpu")
+    encoding = Encoding(("a", "b"))
+    model = training.train(split, encoding, "label", params, 300, early_stopping_rounds)
+    assert model.validation is not None
+    assert np.array_equal(model.validation, model.booster.inplace_predict(
+        model.matrix(split.validation), iteration_range=(0, model.best_iteration + 1)))
+    assert np.array_equal(model.predict_validation(split.validation), model.validation)
+    plain = xgb.train(params, xgb.DMatrix(encoding.encode_frame(split.train),
+                                          label=split.train["label"],
+                                          feature_names=encoding.columns),
+                      300, evals=[(xgb.DMatrix(encoding.encode_frame(split.validation),
+                                               label=split.validation["label"],
+                                               feature_names=encoding.columns),
+                                   "validation")],
+                      early_stopping_rounds=early_stopping_rounds or None, verbose_eval=False)
+    expected = 299 if early_stopping_rounds == 0 else plain.best_iteration
+    assert model.best_iteration == expected and (expected < 299) == bool(early_stopping_rounds)
+    assert bytes(plain[: expected + 1].save_raw(raw_format="ubj")) == model.model_bytes()
+
+
 def test_resolve_device_follows_the_machine():
     if gpu_present():
         assert training.resolve_device("auto") == "cuda"
