@@ -54,9 +54,7 @@ class Candidate:
     evidence: dict[str, Evidence]
     fairness: list[GroupFairness]
     verdicts: list[gate_checks.Verdict]
-    # Still being judged when the candidate is returned: nothing that registers the model
-    # needs it (see ``reference_check``).
-    reference: Future[drift_lib.DriftVerdict]
+    reference_check: drift_lib.DriftVerdict
     shap: ShapImportance
     pngs: dict[str, bytes] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
@@ -65,11 +63,6 @@ class Candidate:
     @property
     def test(self) -> dict[str, float]:
         return self.metrics["test"]
-
-    @property
-    def reference_check(self) -> drift_lib.DriftVerdict:
-        """The validation window judged against the test window (waited for here)."""
-        return self.reference.result()
 
     @property
     def failed(self) -> list[str]:
@@ -187,11 +180,8 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
     # It and SHAP need only the model and the predictions, and run beside everything after
     # them: the reference's sorts and XGBoost's SHAP release the GIL, while the metrics and
     # drawing the plots hold it (serially, SHAP left the second core idle while the plots
-    # were drawn). The reference check, the longest of them, is not waited for here: the
-    # model's registration runs beside its end (waiting, the asset's thread sat idle for
-    # 0.45 s of the 3 s after training at 1M rows, and registration then ran on one core).
-    pool = ThreadPoolExecutor(2, thread_name_prefix="beside-the-gates")
-    try:
+    # were drawn).
+    with ThreadPoolExecutor(2, thread_name_prefix="beside-the-gates") as pool:
         reference = pool.submit(_reference_check, use_case, split, preds)
         explained = pool.submit(shap_importance, model, split.test)
         threshold = training.choose_threshold(
@@ -211,10 +201,6 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
         shap_png, shap_image = _render(shap_figure(model, shap))
         pngs, images = {**pngs, **shap_png}, {**images, **shap_image}
         seconds["explain"] = time.perf_counter() - started
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    # The pool's threads end once the reference check has (no more work is submitted).
-    pool.shutdown(wait=False)
+        reference_check = reference.result()
     return Candidate(model, encoding, requested, resolved, threshold, metrics, evidence, fair,
-                     verdicts, reference, shap, pngs, images, seconds)
+                     verdicts, reference_check, shap, pngs, images, seconds)
