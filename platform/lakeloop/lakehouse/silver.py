@@ -9,7 +9,7 @@ from typing import Any
 from lakeloop.lakehouse import quality
 from lakeloop.lakehouse.contracts import BAD, ROW, apply_contract, reasons, repeated_keys
 from lakeloop.lakehouse.tables import Commit, read_table, read_window, replace_window
-from lakeloop.spark import session_conf
+from lakeloop.spark import is_connect, session_conf
 from lakeloop.usecase import Source
 
 LINEAGE = ["_snapshot_hash", "_source_file", "_row", "_ingested_at"]
@@ -56,11 +56,15 @@ class SilverWindow:
         return sum(c.quarantined for c in self.per_day.values())
 
 
-def split(bronze, source: Source, repeats):
+def split(bronze, source: Source, repeats, observation=None):
     """(silver, quarantine) DataFrames from a bronze window.
 
-    Both writes evaluate the contract: caching the verdicts between them was measured to
-    cost as much as the second evaluation it saves. The quarantined rows cross a shuffle
+    With ``observation`` (a pyspark ``Observation``), the silver pass also counts the rows
+    that break a rule (``bad``), as it evaluates the contract for every row of the window.
+
+    Both writes evaluate the contract (the quarantine's, only when the silver pass counted
+    bad rows): caching the verdicts between them was measured to cost as much as the second
+    evaluation it saves. The quarantined rows cross a shuffle
     (by day) before their reasons and their record are built: in the contract's own stage,
     those two made the quarantine's pass over a 1M-row day cost 4.8-5.2 s instead of
     1.3-1.4 s (the same 969 rows either way), and only the bad rows cross it."""
@@ -71,7 +75,9 @@ def split(bronze, source: Source, repeats):
     # The row as delivered, kept beside the typed one and serialised for bad rows only.
     delivered = [F.col(f"`{c}`").alias(f"__delivered_{i}") for i, c in enumerate(source.columns)]
     checked = apply_contract(bronze.select("*", *delivered), source, repeats)
-    silver = checked.where(~F.col(BAD)).select(
+    judged = (checked if observation is None else
+              checked.observe(observation, F.count_if(F.col(BAD)).alias("bad")))
+    silver = judged.where(~F.col(BAD)).select(
         *[F.col(f"`{c}`") for c in source.columns],
         *[F.col(f"`{c}`") for c in extra],
         "_snapshot_hash", "_ingested_at", "ds")
@@ -116,11 +122,15 @@ def write(session, tables: Tables, source: Source, start: str, end: str, days: l
           run_id: str) -> SilverWindow:
     """Type and split the window's bronze rows, write both tables (one commit each, exactly
     the window), and judge the source's checks on what was written."""
+    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
     bronze = read_window(session, tables.bronze, start, end)
     repeats = {n: repeated_keys(bronze, n) for n, c in source.columns.items() if c.unique}
-    silver_df, quarantine_df = split(bronze, source, repeats)
+    # Spark Connect's observed metrics are not relied on for writes: there, the quarantine's
+    # pass always runs.
+    observed = None if is_connect(session) else Observation()
+    silver_df, quarantine_df = split(bronze, source, repeats, observed)
     # Pushed down, the contract's verdict is merged with the window's day predicate into
     # one filter over the scan; kept apart, both passes run faster and the quarantine's
     # compiles (fused, it ran 19 s, so it used to run operator by operator). Measured on 2M
@@ -131,6 +141,11 @@ def write(session, tables: Tables, source: Source, start: str, end: str, days: l
         silver_commit = replace_window(silver_df, tables.silver, start, end, run_id=run_id,
                                        merge_schema=True,
                                        stats_columns=[source.key, source.event_time])
+        if observed is not None and observed.get["bad"] == 0:
+            # The silver pass judged every row of the window and none broke a rule: the
+            # quarantine's window is replaced by no rows, without judging them all again.
+            # Silver's write on two clean 1M-row days: 13.5 -> 9.7 s (3 runs each).
+            quarantine_df = quarantine_df.limit(0)
         quarantine_commit = replace_window(quarantine_df, tables.quarantine, start, end,
                                            run_id=run_id, stats_columns=[])
 

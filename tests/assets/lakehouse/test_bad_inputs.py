@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lakeloop.lakehouse import silver as silver_lib
 from tests.assets.lakehouse.conftest import DAYS, checks_of, failure_text, make_lake, metadata_of
 
 pytestmark = pytest.mark.integration
@@ -109,6 +110,50 @@ def test_extra_column_is_accepted_and_reported(loaded_lake):
     assert set(silver.loc[silver["ds"].astype(str) == DAY, "promo_code"]) == {"SPRING"}
     assert metadata_of(result, "silver_applications")["rows_quarantined"] == 0
     assert lake.version("silver_applications") == before["silver_applications"] + 1
+
+
+def test_a_clean_redelivery_empties_its_days_quarantine_without_a_second_pass(loaded_lake,
+                                                                              monkeypatch):
+    """A day quarantined, then delivered again clean: its quarantined rows go, in a commit of
+    their own, and the quarantine's write reads no bronze (the silver pass, which judged every
+    row of the day, found none broken)."""
+    lake = loaded_lake
+    plans: list[tuple[str, str]] = []  # (table, optimised plan) of every silver-step write
+    real = silver_lib.replace_window
+
+    def recording(df, path, *args, **kwargs):
+        plans.append((str(path), df._jdf.queryExecution().optimizedPlan().toString()))
+        return real(df, path, *args, **kwargs)
+
+    monkeypatch.setattr(silver_lib, "replace_window", recording)
+    clean = lake.frame(DAY)
+
+    def quarantine_plan() -> str:
+        [plan] = [p for path, p in plans if path.endswith("quarantine_applications")]
+        plans.clear()
+        return plan
+
+    dirty = clean.copy()
+    dirty.loc[[3, 7], "income"] = "forty thousand"
+    lake.land(DAY, dirty)
+    result = lake.ingest(DAY)
+    assert result.success, failure_text(result)
+    assert metadata_of(result, "silver_applications")["rows_quarantined"] == 2
+    # A file scan prints as "Relation [columns] parquet"; no rows as "LocalRelation <empty>".
+    assert "Relation [" in quarantine_plan()  # a day with bad rows: they are read
+    before = _versions(lake)
+
+    lake.land(DAY, clean)
+    result = lake.ingest(DAY)
+    assert result.success, failure_text(result)
+    silver = metadata_of(result, "silver_applications")
+    assert (silver["rows_in"], silver["rows_quarantined"]) == (len(clean), 0)
+    assert checks_of(result)["rows_reconcile"].passed
+    quarantine = lake.table("quarantine_applications")
+    assert (quarantine["ds"].astype(str) == DAY).sum() == 0
+    assert lake.version("quarantine_applications") == before["quarantine_applications"] + 1
+    plan = quarantine_plan()
+    assert "Relation [" not in plan and "LocalRelation <empty>" in plan, plan[-300:]
 
 
 def _whole_file_case(lake, payload, message, fmt="csv"):

@@ -91,8 +91,8 @@ def test_rows_lost_by_a_bug_fail_reconciliation_and_block_downstream(tmp_path, s
     real_split = silver_lib.split
     lost = lake.frame(DAYS[0])["application_id"].iloc[7]
 
-    def lossy_split(bronze, source, repeats):
-        accepted, quarantined = real_split(bronze, source, repeats)
+    def lossy_split(bronze, source, repeats, *observed):
+        accepted, quarantined = real_split(bronze, source, repeats, *observed)
         return accepted.where(accepted["application_id"] != lost), quarantined
 
     monkeypatch.setattr(silver_lib, "split", lossy_split)
