@@ -64,10 +64,10 @@ def split(bronze, source: Source, repeats, observation=None):
 
     Both writes evaluate the contract (the quarantine's, only when the silver pass counted
     bad rows): caching the verdicts between them was measured to cost as much as the second
-    evaluation it saves. The quarantined rows cross a shuffle
-    (by day) before their reasons and their record are built: in the contract's own stage,
-    those two made the quarantine's pass over a 1M-row day cost 4.8-5.2 s instead of
-    1.3-1.4 s (the same 969 rows either way), and only the bad rows cross it."""
+    evaluation it saves. The quarantined rows cross a shuffle (by day) before their reasons
+    and their record are built: in the contract's own stage, those two made the quarantine's
+    pass over a 1M-row day cost 4.8-5.2 s instead of 1.3-1.4 s (the same 969 rows either
+    way), and only the bad rows cross it."""
     from pyspark.sql import functions as F
 
     extra = [c for c in bronze.columns
