@@ -134,12 +134,10 @@ def _reference_check(use_case: UseCase, split, preds: dict) -> drift_lib.DriftVe
 
 def _verdicts(use_case: UseCase, split, labels: dict, test: dict[str, float],
               threshold: float, fair: list[GroupFairness], evidence: dict[str, Evidence],
-              champion: Champion | Future[Champion | None] | None) -> list[gate_checks.Verdict]:
+              champion: Champion | None) -> list[gate_checks.Verdict]:
     """The gates judged in the asset: performance, fairness and no regression against the
-    champion (waited for here, the first time it is needed)."""
+    champion."""
     gates = use_case.gates
-    if isinstance(champion, Future):
-        champion = champion.result()
     champion_auc = None
     if champion is not None:
         champion_auc = training.classification_metrics(
@@ -159,13 +157,19 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
                     champion: Champion | Future[Champion | None] | None) -> Candidate:
     """Train on ``data`` with the run's configuration, choose the decision threshold on the
     validation window, and judge the newest window. ``champion`` may still be on its way
-    (a future): it is first needed once the model is trained."""
+    (a future): it is waited for once the model is trained, before anything is measured."""
     gates, split = use_case.gates, data.split
     resolved = resolve(use_case, requested, len(split.train))
     encoding = Encoding.for_use_case(use_case, split.train)
     started = time.perf_counter()
     model = fit(session, data, resolved, encoding)
     seconds = {"train": time.perf_counter() - started, "load": data.load_seconds}
+    # The champion's lookup (and MLflow's first import with it) ends here, before any
+    # metric: scikit-learn looks for polars in sys.modules, and MLflow's import was seen
+    # leaving it there half-initialised while a short fit's AUC was computed
+    # ("partially initialized module 'polars' has no attribute 'DataFrame'").
+    if isinstance(champion, Future):
+        champion = champion.result()
     preds = {"validation": model.predict_validation(split.validation),
              "test": model.predict(split.test)}
     labels = {name: getattr(split, name)[LABEL].to_numpy() for name in EVALUATED}

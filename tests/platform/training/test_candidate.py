@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from concurrent.futures import Future
 
 import numpy as np
 import pandas as pd
@@ -123,6 +124,30 @@ def test_a_champion_much_better_than_the_candidate_stops_it(frame, candidate):
                             champion=champion)
     verdict = next(v for v in worse.verdicts if v.name == REGRESSION_GATE)
     assert not verdict.passed and "v7" in verdict.description
+
+
+def test_the_champions_lookup_ends_before_any_metric(frame, monkeypatch):
+    """The lookup runs in a thread beside the fit and imports MLflow the first time; a metric
+    computed while that import is half done failed (scikit-learn saw a half-imported polars).
+    The future here completes only when waited for, so no timing is involved."""
+
+    class WhenWaitedFor(Future):
+        def result(self, timeout=None):
+            if not self.done():
+                self.set_result(None)
+            return super().result(timeout)
+
+    champion = WhenWaitedFor()
+    seen = []
+    real = training.classification_metrics
+
+    def measured(*args, **kwargs):
+        seen.append(champion.done())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "classification_metrics", measured)
+    train_candidate(None, _data(frame), UC, REQUESTED, champion=champion)
+    assert seen and all(seen)
 
 
 def test_no_positive_in_the_validation_window_is_not_enough_evidence(frame):
