@@ -176,12 +176,15 @@ def run() -> list[Result]:
                 n: {"seconds": round(sec, 2), "peak_gib": round(gib, 2),
                     "measured": "own process tree, RSS every 0.2 s",
                     "ru_maxrss_gib": round(maxrss, 2)} for n, (sec, gib, maxrss) in peers.items()}
+            # Judged against the faster of the two, as issue 18 words the target.
+            fastest = min(peers, key=lambda n: peers[n][0])
             for name, (seconds, _, _) in peers.items():
-                judged = name == "pyarrow" and label == medium
+                judged = name == fastest and label == medium
                 results.append(Result(
                     "lakehouse", f"raw->gold {label} rows, rows/s", "rows/s",
                     rows / spark_s, f"{name} (same transform)", rows / seconds,
-                    target=f"Spark >= 1/2.5 of pyarrow at {medium}" if name == "pyarrow" else "",
+                    target=f"Spark >= 1/2.5 of the faster peer at {medium}"
+                    if name == fastest else "",
                     met=(rows / spark_s >= rows / seconds / 2.5) if judged else None))
             for name, (_, gib, _) in peers.items():
                 results.append(Result(
