@@ -88,21 +88,36 @@ def test_early_stopping_evaluates_only_the_metric_it_watches():
 
 
 @pytest.mark.parametrize("early_stopping_rounds", [10, 0])
-def test_training_scores_the_validation_window_once(early_stopping_rounds):
+def test_training_scores_the_validation_window_once(early_stopping_rounds, monkeypatch):
     """Without early stopping (the last round is the best), the kept trees' probabilities
-    on the validation window come from training's own evaluation of it; with early stopping
-    (which stops here), the window is predicted once with the kept trees. Either way they
-    are exactly what predicting the window after training gives, and the trees are what
-    xgb.train with its own early stopping grows."""
+    on the validation window are read from XGBoost's prediction cache before xgb.train
+    drops it (it returns ``booster.reset()``; a prediction after that scores the window
+    with every tree again); with early stopping (which stops here), the window is predicted
+    once with the kept trees. Either way they are exactly what predicting the window after
+    training gives, and the trees are what xgb.train with its own early stopping grows."""
     import xgboost as xgb
 
     split = training.time_split(_frame(4000, seed=1), "t", 0.2, 0.2)
     params = training.booster_params({"max_depth": 3, "subsample": 0.8}, seed=7,
                                      device="cpu")
     encoding = Encoding(("a", "b"))
-    model = training.train(split, encoding, "label", params, 300, early_stopping_rounds)
-    # read from training's cache only when the last round is the one kept
+    calls: list[str] = []
+    reset, predict = xgb.Booster.reset, xgb.Booster.predict
+
+    def recorded(name, method):
+        def call(self, *args, **kwargs):
+            calls.append(name)
+            return method(self, *args, **kwargs)
+        return call
+
+    with monkeypatch.context() as patch:
+        patch.setattr(xgb.Booster, "reset", recorded("reset", reset))
+        patch.setattr(xgb.Booster, "predict", recorded("predict", predict))
+        model = training.train(split, encoding, "label", params, 300, early_stopping_rounds)
+    # read from training's cache only when the last round is the one kept, and only while
+    # the cache is there
     assert (model.validation is not None) == (early_stopping_rounds == 0)
+    assert calls == (["predict", "reset"] if early_stopping_rounds == 0 else ["reset"])
     kept = (0, model.best_iteration + 1)
     assert np.array_equal(model.predict_validation(split.validation), model.booster.inplace_predict(
         model.matrix(split.validation), iteration_range=kept))
