@@ -70,16 +70,20 @@ class Measurement:
         return EFFECTS[self.kind]
 
 
+# A continuous column's values: a pandas column, or its finite values as a float64 array.
+Sample = pd.Series | np.ndarray
+
+
 # Evidently's own ``ks``, ``wasserstein`` and ``z`` tests, computed here with the same
 # arithmetic on the same scipy calls (a test holds the two equal at several volumes): a
 # verdict without a report (the sensors, the training set's reference check) then never
 # imports Evidently, which alone took 7 s of a training step.
-def ks_p_value(reference: pd.Series, current: pd.Series) -> float:
+def ks_p_value(reference: Sample, current: Sample) -> float:
     """Two-sided two-sample Kolmogorov-Smirnov p-value (Evidently's ``ks``)."""
     return float(ks_2samp(reference, current)[1])
 
 
-def wasserstein_in_sds(reference: pd.Series, current: pd.Series) -> float:
+def wasserstein_in_sds(reference: Sample, current: Sample) -> float:
     """First Wasserstein distance in reference standard deviations, the SD floored at 0.001
     (Evidently's ``wasserstein``)."""
     scale = max(float(np.std(reference)), 0.001)
@@ -91,7 +95,7 @@ def wasserstein_in_sds(reference: pd.Series, current: pd.Series) -> float:
 KS_EXACT_MAX_ROWS = 10_000
 
 
-def ks_continuous(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
+def ks_continuous(reference: Sample, current: Sample) -> tuple[float, float]:
     """``(ks_p_value, wasserstein_in_sds)`` from one sort of each sample. ks_2samp and
     wasserstein_distance each sort both samples, the second their union as well, and both
     read the same two empirical CDFs at every point of the union; here they are read once,
@@ -110,9 +114,12 @@ def ks_continuous(reference: pd.Series, current: pd.Series) -> tuple[float, floa
     # the counts of reference and current values up to the end of the point's tie group.
     below_u = np.cumsum(order < len(u))
     ends = np.flatnonzero(np.append(union[1:] != union[:-1], True))
-    group = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=-1))
-    at_u = below_u[ends][group]
-    at_v = ends[group] + 1 - at_u
+    if len(ends) == len(union):  # no value repeated: each point is its own tie group
+        at_u, at_v = below_u, np.arange(1, len(union) + 1) - below_u
+    else:
+        group = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=-1))
+        at_u = below_u[ends][group]
+        at_v = ends[group] + 1 - at_u
     gaps = np.abs(at_u / len(u) - at_v / len(v))
     statistic = float(gaps.max())
     m, n = sorted([float(len(u)), float(len(v))], reverse=True)
@@ -177,15 +184,22 @@ def blas_on_one_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+def _finite(values: pd.Series) -> np.ndarray:
+    """A numeric column's values as float64, without the missing and infinite ones."""
+    x = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return x[np.isfinite(x)]
+
+
 def measure(reference: pd.Series, current: pd.Series, kind: Kind) -> Measurement:
     """Compare one column of a reference and a current sample (missing values dropped)."""
     blas_on_one_thread()
-    ref, cur = reference.dropna(), current.dropna()
     if kind == "continuous":
-        ref = ref.astype("float64").replace([np.inf, -np.inf], np.nan).dropna()
-        cur = cur.astype("float64").replace([np.inf, -np.inf], np.nan).dropna()
-        p, effect = ks_continuous(ref, cur)
-    elif kind == "binary":
+        # The finite values as float64, in one pass (pandas' dropna, cast, replace and
+        # dropna again made four copies of the column: 7 ms a column at 150k rows).
+        finite = _finite(reference), _finite(current)
+        return Measurement(kind, *ks_continuous(*finite), *map(len, finite))
+    ref, cur = reference.dropna(), current.dropna()
+    if kind == "binary":
         values = sorted(set(ref.unique()) | set(cur.unique()), key=str)
         if len(values) < 2:
             p, effect = 1.0, 0.0

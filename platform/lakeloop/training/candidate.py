@@ -123,13 +123,14 @@ def _render(figs: dict) -> tuple[dict[str, bytes], dict[str, str]]:
     return pngs, images
 
 
-def _reference_check(use_case: UseCase, split, preds: dict) -> drift_lib.DriftVerdict:
-    """The validation window against the test window, as a day against the reference."""
+def _reference_check(use_case: UseCase, split) -> drift_lib.DriftVerdict:
+    """The validation window against the test window, feature by feature, as a day against
+    the reference. The windows are judged as they are: the plan is made from the features
+    alone, and adding the probabilities to them (which the plan never read) copied both."""
     plan = drift_lib.plan_columns(split.validation, list(use_case.feature_names),
                                   use_case.categorical_features)
-    return drift_lib.judge(split.validation.assign(probability=preds["validation"]),
-                           split.test.assign(probability=preds["test"]), plan,
-                           use_case.monitoring.drift, ds="test window")
+    return drift_lib.judge(split.validation, split.test, plan, use_case.monitoring.drift,
+                           ds="test window")
 
 
 def _verdicts(use_case: UseCase, split, labels: dict, test: dict[str, float],
@@ -181,12 +182,12 @@ def train_candidate(session, data: TrainingData, use_case: UseCase,
             f"so no decision threshold can be chosen; {gate_checks.MORE_EVIDENCE}")
     # The reference's own noise: its two windows judged against each other as a day
     # against the reference will be. Drift between them would make every report noisy.
-    # It and SHAP need only the model and the predictions, and run beside everything after
-    # them: the reference's sorts and XGBoost's SHAP release the GIL, while the metrics and
-    # drawing the plots hold it (serially, SHAP left the second core idle while the plots
-    # were drawn).
+    # It and SHAP run beside everything after training: the reference's sorts and XGBoost's
+    # SHAP release the GIL, while the metrics and drawing the plots hold it (serially, SHAP
+    # left the second core idle while the plots were drawn). Not during training: XGBoost's
+    # threads keep both cores busy then.
     with ThreadPoolExecutor(2, thread_name_prefix="beside-the-gates") as pool:
-        reference = pool.submit(_reference_check, use_case, split, preds)
+        reference = pool.submit(_reference_check, use_case, split)
         explained = pool.submit(shap_importance, model, split.test)
         threshold = training.choose_threshold(
             labels["validation"], preds["validation"],

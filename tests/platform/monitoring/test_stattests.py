@@ -69,6 +69,34 @@ def test_one_sort_gives_scipys_ks_and_wasserstein_bit_for_bit(rows, other, ties)
         stattests.wasserstein_in_sds(reference, current))
 
 
+@pytest.mark.parametrize("rows", [2_000, 40_000])
+@pytest.mark.parametrize("dtype", ["float64", "Float64", "Int64", "object"])
+def test_a_continuous_column_is_measured_on_its_finite_values(rows, dtype):
+    """Missing values (NaN, None, pd.NA) and infinities are left out of a continuous
+    column's test and its row counts, whatever the column's dtype: the figures are scipy's
+    on the finite values alone."""
+    rng = np.random.default_rng(rows)
+    reference = rng.normal(size=rows).round(2) * 100
+    current = rng.normal(0.1, 1, size=rows // 2).round(2) * 100
+    gaps = {"float64": (np.nan, np.inf), "Float64": (pd.NA, np.inf), "Int64": (pd.NA, pd.NA),
+            "object": (None, -np.inf)}[dtype]
+
+    def holed(values):
+        column = pd.Series(values).astype("int64" if dtype == "Int64" else "float64")
+        column = column.astype(dtype)
+        column.iloc[::7], column.iloc[3::11] = gaps
+        return column
+
+    ref, cur = holed(reference), holed(current)
+    finite = [np.array([v for v in c if v is not None and v is not pd.NA and np.isfinite(v)],
+                       dtype=np.float64) for c in (ref, cur)]
+    measured = stattests.measure(ref, cur, "continuous")
+    assert (measured.reference_rows, measured.current_rows) == tuple(map(len, finite))
+    assert len(finite[0]) < rows
+    assert (measured.p_value, measured.effect) == (
+        stattests.ks_p_value(*finite), stattests.wasserstein_in_sds(*finite))
+
+
 @pytest.mark.parametrize("rows", [50, 5_000, 500_000])
 @pytest.mark.parametrize(("values", "share"), [
     (("no", "yes"), 0.1), ((False, True), 0.3), ((0, 1), 0.5), (("no", "yes"), 0.0)])

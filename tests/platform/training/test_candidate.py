@@ -159,8 +159,9 @@ def test_no_positive_in_the_validation_window_is_not_enough_evidence(frame):
 
 
 def test_the_reference_windows_are_judged_against_each_other(frame, candidate):
-    # The validation window as the reference, the test window as a day, each with the
-    # candidate's probabilities: computed beside the metrics and plots, the same verdict.
+    # The validation window as the reference, the test window as a day, feature by feature:
+    # computed beside the metrics and plots, the same verdict as judging the windows with
+    # the candidate's probabilities beside them (the plan reads the features alone).
     split = _data(frame).split
     check = candidate.reference_check
     assert (check.ds, check.rows, check.reference_rows) == (
