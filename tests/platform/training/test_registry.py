@@ -55,3 +55,5 @@ def test_a_version_is_created_with_its_tags_and_gate_verdicts_in_one_write(
     assert version.tags["model_sha256"] == candidate.model.sha256()
     assert version.description.startswith("Trained by Dagster run ")
     assert version.tags[TRAINED_BY] == "ana"
+    # linked to its run, where the reproducibility gate and `lakeloop trace` read it
+    assert version.run_id == registered.run_id
