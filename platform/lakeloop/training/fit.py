@@ -142,11 +142,17 @@ class TrainedModel:
         """``predict`` on the validation window it was trained with."""
         return self.validation if self.validation is not None else self.predict(frame)
 
+    # The kept model's hash, serialised once: the MLflow run, the model version and the
+    # asset's metadata each record it (the booster is never changed after training).
+    _sha256: str | None = field(default=None, init=False, repr=False, compare=False)
+
     def model_bytes(self) -> bytes:
         return bytes(self.booster.save_raw(raw_format="ubj"))
 
     def sha256(self) -> str:
-        return hashlib.sha256(self.model_bytes()).hexdigest()
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.model_bytes()).hexdigest()
+        return self._sha256
 
 
 def _kept_round_scores(dval):

@@ -1,5 +1,7 @@
 """Model-building functions on small frames: time splits, thresholds, metrics, fairness."""
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -281,3 +283,17 @@ def test_rates_by_group_equal_fairlearns_metric_frame(rows):
     np.testing.assert_allclose(ours["tpr"], expected["tpr"].astype(float), rtol=0,
                                atol=1e-12)  # NaN where a group has no positive, in both
     assert np.isnan(ours.loc["c", "tpr"])
+
+
+def test_the_model_is_serialised_once_for_its_hash(monkeypatch):
+    """The run, the version and the asset's metadata all record the hash: one serialisation."""
+    split = training.time_split(_frame(2000, seed=3), "t", 0.2, 0.2)
+    params = training.booster_params({"max_depth": 3}, seed=7, device="cpu")
+    model = training.train(split, Encoding(("a", "b")), "label", params, 20, 0)
+    expected = hashlib.sha256(model.model_bytes()).hexdigest()
+    calls = []
+    real = type(model.booster).save_raw
+    monkeypatch.setattr(type(model.booster), "save_raw",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    assert [model.sha256() for _ in range(3)] == [expected] * 3
+    assert len(calls) == 1
