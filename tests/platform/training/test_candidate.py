@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from lakeloop.monitoring import drift
-from lakeloop.settings import BUILTIN_USE_CASES
 from lakeloop.training import fit as training
 from lakeloop.training.candidate import (
     INLINE_WIDTH,
@@ -26,9 +25,8 @@ from lakeloop.training.candidate import (
 from lakeloop.training.data import EVENT_TIMESTAMP, LABEL, TrainingData
 from lakeloop.training.explain import figures, shap_figure
 from lakeloop.training.gates import FAIRNESS_GATE, PERFORMANCE_GATE, REGRESSION_GATE
-from lakeloop.usecase import load_use_case
+from tests.platform.training.conftest import UC
 
-UC = load_use_case(BUILTIN_USE_CASES / "credit_risk.yaml")
 REQUESTED = {"seed": 42, "device": "cpu", "engine": "xgboost", "num_boost_round": 120,
              "early_stopping_rounds": 20}
 
